@@ -1,0 +1,42 @@
+from typing import Optional
+
+import torch.nn as nn
+from torch.nn.modules.utils import _pair
+
+
+class DepthwiseMixer(nn.Module):
+    """Holds the attributes of a stride-1 depth-wise convolution that mmcv's ``ConvModule`` reads.
+
+    Dynamic mixers make their kernels from the input, so they own no ``weight``; they only
+    describe the convolution they stand in for.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int = 1,
+                 padding: Optional[int] = None,
+                 dilation: int = 1,
+                 groups: Optional[int] = None) -> None:
+        super().__init__()
+        groups = in_channels if groups is None else groups
+        if not (in_channels == out_channels == groups):
+            raise ValueError(f'{type(self).__name__} is depth-wise: in_channels, out_channels and '
+                             f'groups must be equal, got {in_channels}, {out_channels}, {groups}')
+        if kernel_size % 2 != 1 or stride != 1 or dilation != 1:
+            raise ValueError(f'{type(self).__name__} supports odd kernels with stride 1 and '
+                             f'dilation 1, got k={kernel_size}, s={stride}, d={dilation}')
+        if padding is not None and padding != kernel_size // 2:
+            raise ValueError(f'{type(self).__name__} keeps the size: padding must be '
+                             f'{kernel_size // 2}, got {padding}')
+        self.in_channels = self.out_channels = self.groups = in_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(1)
+        self.padding = _pair(kernel_size // 2)
+        self.dilation = _pair(1)
+        self.transposed = False
+        self.output_padding = _pair(0)
+
+    def extra_repr(self) -> str:
+        return f'{self.in_channels}, kernel_size={self.kernel_size}'

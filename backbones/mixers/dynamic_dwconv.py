@@ -1,0 +1,47 @@
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule
+
+from ..ops import dynamic_dwconv
+from ..registry import MODELS
+from .base import DepthwiseMixer
+
+
+@MODELS.register_module()
+class DynamicDWConv(DepthwiseMixer):
+    """Homogeneous dynamic depth-wise convolution (the paper's D-DW-Conv).
+
+    One KxK kernel per sample and channel, predicted from the globally pooled input:
+    ``GAP -> 1x1 conv (C -> C/r, no bias) -> BN -> ReLU -> 1x1 conv (C/r -> C*K*K)``, used as-is
+    (no softmax), plus one learned static bias per channel. Kernels are laid out (C, K, K).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 7,
+                 stride: int = 1,
+                 padding: Optional[int] = None,
+                 dilation: int = 1,
+                 groups: Optional[int] = None,
+                 bias: bool = True,
+                 reduction: int = 4,
+                 norm_cfg: Optional[dict] = None,
+                 impl: str = 'auto') -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups)
+        channels, k = in_channels, kernel_size
+        self.impl = impl
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce = ConvModule(channels, channels // reduction, 1, bias=False,
+                                 norm_cfg=norm_cfg or dict(type='BN'), act_cfg=dict(type='ReLU'))
+        self.kernel_gen = nn.Conv2d(channels // reduction, channels * k * k, 1)
+        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        k = self.kernel_size[0]
+        weight = self.kernel_gen(self.reduce(self.pool(x))).view(b, c, k, k)
+        return dynamic_dwconv(x, weight, self.bias, impl=self.impl)

@@ -1,0 +1,179 @@
+"""Turn a full-scale config of ``configs/`` into its toy run on the built-in toy data.
+
+The model of the config is kept (same backbone, necks, heads, losses); only what depends on the
+data and the compute budget changes: data roots and classes, input sizes (all resize / crop
+sizes of the pipelines scaled down by the same factor), the schedule (a few epochs or
+iterations, warm-up scaled along), the number of sampled RoIs / proposals, batch sizes and
+loader workers. Every change is listed in ``cfg.toy_changes`` and logged, so a toy run says
+exactly how it differs from the real one.
+"""
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+from mmengine.config import Config, ConfigDict
+
+from . import ensure_toy_data
+
+#: toy input scale relative to the real one, per task
+SCALE = {'imagenet': 64 / 224, 'coco': 0.25, 'ade20k': 0.25}
+#: toy schedule: epochs for imagenet and coco, iterations for ade20k
+SCHEDULE = {'imagenet': 12, 'coco': 2, 'ade20k': 40}
+
+_SIZE_KEYS = ('scale', 'scales', 'crop_size', 'img_scale', 'size')
+
+
+def _scale_sizes(node: Any, factor: float) -> Any:
+    """Scale every size-like value (ints, or tuples/lists of ints) under the size keys."""
+
+    def scale(value):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return max(8, int(round(value * factor)))
+        if isinstance(value, (list, tuple)):
+            return type(value)(scale(v) for v in value)
+        return value
+
+    if isinstance(node, dict):
+        return type(node)({
+            k: scale(v) if k in _SIZE_KEYS else _scale_sizes(v, factor)
+            for k, v in node.items()
+        })
+    if isinstance(node, (list, tuple)):
+        return type(node)(_scale_sizes(v, factor) for v in node)
+    return node
+
+
+def _set_loader(cfg: Config, name: str, batch_size: int, **dataset: Any) -> None:
+    loader = cfg.get(name)
+    if loader is None:
+        return
+    loader.batch_size = batch_size
+    loader.num_workers = 0
+    loader.persistent_workers = False
+    loader.pop('pin_memory', None)
+    ds = loader.dataset
+    while 'dataset' in ds and ds.get('type') in ('RepeatDataset', 'ClassBalancedDataset'):
+        ds = ds.dataset
+    ds.update(dataset)
+
+
+def _for_each_head(heads: Any, **values: Any) -> None:
+    for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+        head.update(values)
+
+
+def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
+    classes = tuple((root / 'meta' / 'classes.txt').read_text().split())
+    n = len(classes)
+    cfg.model.head.num_classes = n
+    if cfg.get('data_preprocessor'):
+        cfg.data_preprocessor.num_classes = n
+    if cfg.model.get('data_preprocessor'):
+        cfg.model.data_preprocessor.num_classes = n
+    for name, split, batch in [('train_dataloader', 'train', 16), ('val_dataloader', 'val', 32),
+                               ('test_dataloader', 'val', 32)]:
+        _set_loader(cfg, name, batch, data_root=str(root), split=split,
+                    metainfo=dict(classes=classes))
+    cfg.val_evaluator = [
+        dict(type='Accuracy', topk=(1, min(5, n))),
+        dict(type='ReaLAccuracy', real_file=str(root / 'real.json')),
+    ]
+    cfg.test_evaluator = cfg.val_evaluator
+    epochs = SCHEDULE['imagenet']
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=epochs)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, end=1,
+             convert_to_iter_based=True),
+        dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=epochs),
+    ]
+    cfg.optim_wrapper.optimizer.lr = 1e-3
+    changes.append(f'{n} toy classes, batch 16, lr 1e-3 (no batch scaling), {epochs} epochs '
+                   '(1 warm-up)')
+
+
+def _coco(cfg: Config, root: Path, changes: List[str]) -> None:
+    ann = json.loads((root / 'annotations' / 'instances_val2017.json').read_text())
+    classes = tuple(c['name'] for c in sorted(ann['categories'], key=lambda c: c['id']))
+    model = cfg.model
+    _for_each_head(model.roi_head.bbox_head, num_classes=len(classes))
+    _for_each_head(model.roi_head.mask_head, num_classes=len(classes))
+    for name, split, batch in [('train_dataloader', 'train2017', 2),
+                               ('val_dataloader', 'val2017', 2),
+                               ('test_dataloader', 'val2017', 2)]:
+        _set_loader(cfg, name, batch, data_root=str(root) + '/',
+                    ann_file=f'annotations/instances_{split}.json',
+                    data_prefix=dict(img=f'{split}/'), metainfo=dict(classes=classes))
+    for name in ('val_evaluator', 'test_evaluator'):
+        cfg[name] = dict(type='CocoMetric', ann_file=str(root / 'annotations' /
+                                                         'instances_val2017.json'),
+                         metric=['bbox', 'segm'], format_only=False)
+    train = model.train_cfg
+    train.rpn.sampler.num = 64
+    train.rpn_proposal.update(nms_pre=200, max_per_img=100)
+    _for_each_head(train.rcnn, sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25,
+                                            neg_pos_ub=-1, add_gt_as_proposals=True))
+    model.test_cfg.rpn.update(nms_pre=200, max_per_img=100)
+    epochs = SCHEDULE['coco']
+    cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
+        dict(type='MultiStepLR', by_epoch=True, begin=0, end=epochs, milestones=[epochs],
+             gamma=0.1),
+    ]
+    changes.append(f'{len(classes)} toy classes, batch 2, {epochs} epochs, 64 sampled RoIs and '
+                   'anchors, 100 proposals')
+
+
+def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
+    for name, split, batch in [('train_dataloader', 'training', 4),
+                               ('val_dataloader', 'validation', 1),
+                               ('test_dataloader', 'validation', 1)]:
+        _set_loader(cfg, name, batch, data_root=str(root),
+                    data_prefix=dict(img_path=f'images/{split}',
+                                     seg_map_path=f'annotations/{split}'))
+    iters = SCHEDULE['ade20k']
+    cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=iters // 4),
+        dict(type='PolyLR', eta_min=0., power=1., begin=iters // 4, end=iters, by_epoch=False),
+    ]
+    cfg.optim_wrapper.optimizer.lr = 6e-4
+    cfg.default_hooks.checkpoint.update(by_epoch=False, interval=iters)
+    changes.append(f'batch 4, {iters} iterations, lr 6e-4')
+
+
+def toy_config(cfg: Config, task: str, data_root: Optional[str] = None, seed: int = 0,
+               pretrained: Optional[str] = None) -> Config:
+    """Adapt ``cfg`` (a config of ``task``) to a toy run; returns the same object, changed."""
+    root = Path(data_root) if data_root else ensure_toy_data(task, seed=seed)
+    changes: List[str] = []
+    factor = SCALE[task]
+    for key in ('train_pipeline', 'test_pipeline', 'train_dataloader', 'val_dataloader',
+                'test_dataloader', 'tta_pipeline'):
+        if key in cfg:
+            cfg[key] = _scale_sizes(cfg[key], factor)
+    for holder in (cfg, cfg.model):
+        if holder.get('data_preprocessor') and 'size' in holder.data_preprocessor:
+            holder.data_preprocessor = _scale_sizes(holder.data_preprocessor, factor)
+    changes.append(f'input sizes x{factor:.3g}')
+    {'imagenet': _imagenet, 'coco': _coco, 'ade20k': _ade20k}[task](cfg, root, changes)
+
+    backbone = cfg.model.backbone
+    if task != 'imagenet':
+        if pretrained:
+            backbone.init_cfg = dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
+            changes.append(f'backbone initialised from {pretrained}')
+        else:
+            backbone.pop('init_cfg', None)
+            changes.append('backbone randomly initialised (no toy ImageNet checkpoint)')
+    hooks = cfg.default_hooks
+    hooks.logger.interval = 5
+    if 'visualization' in hooks:
+        hooks.visualization = ConfigDict(type=hooks.visualization.type, draw=False)
+    cfg.auto_scale_lr = dict(enable=False, base_batch_size=cfg.get('auto_scale_lr', {}).get(
+        'base_batch_size', 16))
+    cfg.toy_changes = changes
+    cfg.toy = True
+    return cfg

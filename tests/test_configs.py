@@ -1,0 +1,148 @@
+"""Every config in configs/ builds (model, datasets, optimizer) and carries the paper's recipe."""
+import glob
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+from backbones.complexity import build_task_model
+from backbones.configgen import TEMPLATES, config_path, render_config
+from backbones.launch import identify, task_of
+from backbones.zoo import MODEL_NAMES
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
+CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+
+
+def test_every_zoo_model_has_every_task_config_and_they_are_up_to_date():
+    for model in MODEL_NAMES:
+        for key in TEMPLATES:
+            path = osp.join(ROOT, config_path(model, key))
+            assert osp.isfile(path), path
+            with open(path) as f:
+                assert f.read() == render_config(model, key), \
+                    f'{path} is stale: run tools/make_configs.py --all'
+
+
+def _find(node, type_name):
+    """All transform dicts of ``type_name`` anywhere in a (nested) pipeline."""
+    if isinstance(node, dict):
+        found = [node] if node.get('type') == type_name else []
+        return found + [f for v in node.values() for f in _find(v, type_name)]
+    if isinstance(node, (list, tuple)):
+        return [f for v in node for f in _find(v, type_name)]
+    return []
+
+
+def check_imagenet_recipe(cfg, size):
+    assert cfg.train_cfg.max_epochs == 300
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.end == 20 and warmup.by_epoch
+    assert cosine.type == 'CosineAnnealingLR' and cosine.eta_min == 1e-5
+    total_batch = cfg.train_dataloader.batch_size * 16
+    assert total_batch == 1024 == cfg.auto_scale_lr.base_batch_size
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.type == 'AdamW' and opt.lr == pytest.approx(5e-4 * total_batch / 512)
+    assert opt.weight_decay == 0.05 and cfg.optim_wrapper.clip_grad.max_norm == 5.0
+    pw = cfg.optim_wrapper.paramwise_cfg
+    assert pw.norm_decay_mult == 0 and pw.bias_decay_mult == 0
+    assert '.relative_position_bias_table' in pw.custom_keys
+    augments = {a.type: a.alpha for a in cfg.model.train_cfg.augments}
+    assert augments == {'Mixup': 0.8, 'CutMix': 1.0}
+    rand_aug, = _find(cfg.train_pipeline, 'RandAugment')
+    assert rand_aug.magnitude_level == 9 and rand_aug.magnitude_std == 0.5
+    erase, = _find(cfg.train_pipeline, 'RandomErasing')
+    assert erase.erase_prob == 0.25
+    assert cfg.model.head.loss.type == 'LabelSmoothLoss'
+    assert cfg.model.head.loss.label_smooth_val == 0.1
+    assert [e.type for e in cfg.val_evaluator] == ['Accuracy', 'ReaLAccuracy']
+    assert cfg.model.backbone.drop_path_rate == {'t': 0.2, 'b': 0.5}[size]
+
+
+def check_cascade_recipe(cfg, size):
+    heads = cfg.model.roi_head.bbox_head
+    assert cfg.model.type == 'CascadeRCNN' and len(heads) == 3
+    for head in heads:
+        assert head.type == 'Shared4Conv1FCBBoxHead' and head.norm_cfg.type == 'SyncBN'
+        assert head.loss_bbox.type == 'GIoULoss' and head.loss_bbox.loss_weight == 10.0
+        assert head.reg_decoded_bbox
+    crop, = _find(cfg.train_pipeline, 'RandomCrop')
+    assert crop.crop_size == (384, 600)
+    scales = [s for r in _find(cfg.train_pipeline, 'RandomChoiceResize') for s in r.scales]
+    assert min(s[0] for s in scales) == 400 and max(s[0] for s in scales) == 800
+    assert {s[1] for s in scales} == {1333}
+    check_dense_optim(cfg, lr=1e-4, wd=0.05)
+    assert cfg.train_cfg.max_epochs == 36
+    assert cfg.param_scheduler[1].milestones == [27, 33]
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.model.backbone.drop_path_rate == {'t': 0.2, 'b': 0.3}[size]
+
+
+def check_maskrcnn_recipe(cfg, size):
+    assert cfg.model.type == 'MaskRCNN'
+    check_dense_optim(cfg, lr=1e-4, wd=0.05)
+    assert cfg.train_cfg.max_epochs == 12
+    assert cfg.param_scheduler[1].milestones == [8, 11]
+
+
+def check_upernet_recipe(cfg, size):
+    head, aux = cfg.model.decode_head, cfg.model.auxiliary_head
+    assert head.type == 'UPerHead' and head.channels == 512
+    assert tuple(head.pool_scales) == (1, 2, 3, 6) and head.num_classes == 150
+    assert aux.type == 'FCNHead' and aux.loss_decode.loss_weight == 0.4
+    assert cfg.train_cfg.max_iters == 160000
+    assert cfg.crop_size == (512, 512)
+    check_dense_optim(cfg, lr=6e-5, wd=0.01)
+    warmup, poly = cfg.param_scheduler
+    assert warmup.end == 1500 and poly.type == 'PolyLR' and poly.power == 1.0
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.model.backbone.drop_path_rate == 0.3
+    assert 'tta_pipeline' in cfg and 'tta_model' in cfg  # multi-scale test
+
+
+def check_dense_optim(cfg, lr, wd):
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.type == 'AdamW' and opt.lr == lr and opt.weight_decay == wd
+    assert cfg.optim_wrapper.paramwise_cfg.norm_decay_mult == 0
+    backbone = cfg.model.backbone
+    assert backbone.out_indices == (0, 1, 2, 3)
+    assert backbone.init_cfg.type == 'Pretrained' and backbone.init_cfg.prefix == 'backbone.'
+    if backbone.type != 'SwinNet':
+        assert backbone.norm_cfg.type == 'SyncBN' and backbone.pad_to_multiple == 7
+
+
+CHECKS = {'imagenet': check_imagenet_recipe, 'coco_cascade': check_cascade_recipe,
+          'coco_maskrcnn': check_maskrcnn_recipe, 'ade20k': check_upernet_recipe}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])
+def test_config_builds_and_has_the_recipe(path):
+    cfg = Config.fromfile(path)
+    model_name, key = identify(path)
+    assert key is not None, f'{path} does not follow configs/<task>/<model>_<suffix>.py'
+    task = task_of(cfg)
+    CHECKS[key](cfg, model_name.rsplit('_', 1)[-1])
+
+    model = build_task_model(cfg.model.to_dict(), task)
+    with torch.no_grad():
+        x = torch.randn(1, 3, 64, 64)
+        feats = model.extract_feat(x)
+    assert len(feats) >= 1
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    decays = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups
+              for p in g['params']}
+    norms = [p for m in model.modules() if isinstance(m, (torch.nn.LayerNorm,
+                                                          torch.nn.modules.batchnorm._BatchNorm))
+             for p in m.parameters()]
+    assert norms and all(decays[id(p)] == 0 for p in norms)
+
+    from mmengine.registry import DATASETS, DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        for loader in ('train_dataloader', 'val_dataloader'):
+            ds_cfg = cfg[loader].dataset.copy()
+            ds_cfg.lazy_init = True  # data are not on this machine: check type and arguments
+            dataset = DATASETS.build(ds_cfg)
+            assert dataset.pipeline is not None

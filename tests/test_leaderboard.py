@@ -1,0 +1,458 @@
+"""The leaderboard on records written here: values, paper references and differences, run
+selection (latest / --best / --mean), toy separation, broken inputs, outputs, metafiles."""
+import base64
+import csv
+import json
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+import yaml
+
+from backbones import leaderboard as lb
+from backbones.paper import PAPER, PAPER_IN22K, TASK_KEYS
+from backbones.zoo import display_name, get_properties
+
+REPO = Path(__file__).resolve().parents[1]
+MINUS = '\u2212'
+
+BASE = dict(schema=1, git_commit='abc123', world_size=8, toy=False)
+IDYN_RUNS = [  # idynamic_t on ImageNet: (seed, day, top1); seed 0 re-run on day 24
+    (0, 20, 81.52), (1, 21, 82.14), (2, 22, 81.73), (0, 24, 81.60)
+]
+UNKNOWN = 'mynet_t'
+TOY_TOP1 = 12.25
+
+
+def record(model: str,
+           task: str,
+           template: str,
+           metrics: Dict[str, float],
+           day: int = 20,
+           seed: int = 0,
+           **extra) -> dict:
+    return dict(
+        BASE,
+        model=model,
+        task=task,
+        template=template,
+        metrics=metrics,
+        params_m=extra.pop('params_m', 30.5),
+        gflops=extra.pop('gflops', 4.21),
+        date=f'2026-11-{day:02d}T12:00:00+00:00',
+        seed=seed,
+        config=f'configs/{task}/{model}_{template}.py',
+        work_dir=f'work_dirs/{model}_{template}_{seed}_{day}',
+        **extra)
+
+
+def cell(ours: float, paper: Optional[float], decimals: int = 1) -> str:
+    """The documented cell format: ``81.6 (81.8, −0.2)``."""
+    text = f'{ours:.{decimals}f}'
+    if paper is None:
+        return text
+    diff = round(ours - paper, decimals)
+    sign = '\u00b1' if diff == 0 else '+' if diff > 0 else MINUS
+    return f'{text} ({paper:g}, {sign}{abs(diff):.{decimals}f})'
+
+
+def full_records() -> Dict[str, dict]:
+    recs = {}
+    for i, (seed, day, top1) in enumerate(IDYN_RUNS):
+        recs[f'idyn/run{i}/result.json'] = record(
+            'idynamic_t',
+            'imagenet',
+            'imagenet',
+            dict(top1=top1, top5=95.9, real_top1=top1 + 5.3),
+            day=day,
+            seed=seed,
+            checkpoint=f'work_dirs/idyn/run{i}/epoch_300.pth')
+    recs['swin/cascade/result.json'] = record(
+        'swin_t',
+        'coco',
+        'coco_cascade',
+        dict(ap_box=50.31, ap_mask=43.92),
+        params_m=86.1,
+        gflops=745.3)
+    recs['swin/maskrcnn/result.json'] = record(
+        'swin_t',
+        'coco',
+        'coco_maskrcnn',
+        dict(ap_box=43.47, ap_mask=39.61),
+        params_m=47.8,
+        gflops=264.0)
+    recs['swin_b/in22k/result.json'] = record(
+        'swin_b', 'imagenet', 'imagenet_in22k_ft', dict(top1=84.93), params_m=87.8, gflops=15.44)
+    recs['dwconv/ade/result.json'] = record(
+        'dwconv_t', 'ade20k', 'ade20k', dict(miou=45.84, miou_ms=46.9), params_m=None, gflops=None)
+    recs['mine/result.json'] = record(
+        UNKNOWN, 'imagenet', 'imagenet', dict(top1=77.77), params_m=11.1, gflops=1.23)
+    return recs
+
+
+def toy_records() -> Dict[str, dict]:
+    return {
+        'toy/ddw/result.json':
+        record(
+            'ddwconv_t',
+            'imagenet',
+            'imagenet',
+            dict(top1=TOY_TOP1),
+            toy=True,
+            params_m=1.5,
+            gflops=0.05)
+    }
+
+
+BENCHMARK = [
+    dict(
+        model='idynamic_t',
+        mode='inference',
+        batch_size=64,
+        threads=16,
+        device='cuda',
+        dtype='fp32',
+        images_per_s=1234.0,
+        latency_ms=51.9,
+        peak_mem_mb=2048.0),
+    dict(
+        model='idynamic_t',
+        mode='inference',
+        batch_size=1,
+        threads=16,
+        device='cpu',
+        dtype='fp32',
+        images_per_s=45.6,
+        latency_ms=21.9,
+        peak_mem_mb=300.0),
+    dict(
+        model='idynamic_t',
+        mode='train',
+        batch_size=64,
+        threads=16,
+        device='cuda',
+        dtype='fp32',
+        images_per_s=400.0,
+        latency_ms=160.0,
+        peak_mem_mb=9000.0),
+]
+
+
+def write_tree(root: Path, records: Dict[str, dict]) -> None:
+    for rel, data in records.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def work_dirs(tmp_path: Path) -> Path:
+    root = tmp_path / 'work_dirs'
+    write_tree(root, {**full_records(), **toy_records()})
+    (root / 'broken').mkdir()
+    (root / 'broken' / 'result.json').write_text('{"model": "swin_t", "task": ')
+    bad = record('swin_t', 'imagenet', 'imagenet', dict(top1=80.0))
+    del bad['metrics']
+    write_tree(root, {
+        'nokeys/result.json': bad,
+        'badtype/result.json': dict(bad, metrics=dict(top1='high'))
+    })
+    (root / 'benchmark').mkdir()
+    (root / 'benchmark' / 'bench.json').write_text(json.dumps(BENCHMARK))
+    (root / 'benchmark' / 'other.json').write_text(json.dumps({'not': 'a list'}))
+    return root
+
+
+def run(argv: List[str], capsys) -> tuple:
+    rc = lb.main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def md_row(md: str, first_cell: str, after: str = '') -> List[str]:
+    """The cells of the first table row starting with ``first_cell`` (after the text ``after``)."""
+    text = md[md.index(after):] if after else md
+    for line in text.splitlines():
+        if line.startswith(f'| {first_cell} |'):
+            return [c.strip() for c in re.split(r'(?<!\\)\|', line.strip()[1:-1])]
+    raise AssertionError(f'no row {first_cell!r} in\n{text}')
+
+
+def column(name: str) -> int:
+    """Index of a main-table column in a markdown row (0 is the model)."""
+    task, quantity = name.split(':')
+    return 1 + lb.MAIN_COLUMNS.index((task, quantity))
+
+
+def latest_idyn() -> dict:
+    return max((r for r in full_records().values() if r['model'] == 'idynamic_t'),
+               key=lambda r: r['date'])
+
+
+def test_default_outputs(work_dirs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / 'out'
+    rc, stdout, stderr = run(['--work-dirs', str(work_dirs), '--out', str(out)], capsys)
+    assert rc == 0
+    for ext in ('md', 'csv', 'html', 'png'):
+        assert (out / f'leaderboard.{ext}').is_file()
+    assert not [p for p in out.iterdir() if p.name.endswith('.tmp')]
+    md = (out / 'leaderboard.md').read_text()
+    assert md.strip() in stdout  # the table is printed as well
+
+    # broken inputs: skipped with a warning naming the file, the rest still shown
+    for bad in ('broken', 'nokeys', 'badtype'):
+        assert str(work_dirs / bad / 'result.json') in stderr
+    assert 'missing keys: metrics' in stderr
+
+    full, toy = md.split('## Toy runs')
+    # latest run by date, with the paper's reference and the difference
+    latest = latest_idyn()
+    row = md_row(full, display_name('idynamic_t'))
+    ref = PAPER['idynamic_t']
+    assert row[column('imagenet:top1')] == cell(latest['metrics']['top1'], ref['top1'])
+    assert row[column('imagenet:real_top1')] == cell(latest['metrics']['real_top1'], ref['real'])
+    assert row[column('imagenet:params_m')] == cell(latest['params_m'],
+                                                    ref[TASK_KEYS['imagenet'][0]])
+    assert row[column('imagenet:gflops')] == cell(latest['gflops'], ref[TASK_KEYS['imagenet'][1]],
+                                                  2)
+    assert row[column('coco:ap_box')] == ''  # missing task: empty cell
+    assert row[-1] == 'GPU 1234 (bs 64); CPU 45.6 (bs 1)'  # inference only, with batch size
+
+    swin = full_records()['swin/cascade/result.json']
+    row = md_row(full, display_name('swin_t'))
+    assert row[column('coco:ap_box')] == cell(swin['metrics']['ap_box'], PAPER['swin_t']['ap_box'])
+    assert row[column('coco:ap_mask')] == cell(swin['metrics']['ap_mask'],
+                                               PAPER['swin_t']['ap_mask'])
+    assert row[column('coco:gflops')] == cell(swin['gflops'], PAPER['swin_t']['coco_flops'], 0)
+    row = md_row(full, display_name('dwconv_t'))
+    ade = full_records()['dwconv/ade/result.json']
+    assert row[column('ade20k:miou')] == cell(ade['metrics']['miou'], PAPER['dwconv_t']['miou'])
+    assert row[column('ade20k:params_m')] == ''  # params null in the record
+
+    # paper order, unknown model last with its own row and no reference
+    order = [display_name(m) for m in ('swin_t', 'dwconv_t', 'idynamic_t', 'swin_b', UNKNOWN)]
+    positions = [full.index(f'| {name} |') for name in order]
+    assert positions == sorted(positions)
+    mine = full_records()['mine/result.json']
+    assert md_row(full, UNKNOWN)[column('imagenet:top1')] == cell(mine['metrics']['top1'], None)
+
+    # other settings: per (model, template); ImageNet-22k against PAPER_IN22K
+    other = full[full.index('### Other settings'):]
+    maskrcnn = md_row(other, display_name('swin_t'))
+    assert maskrcnn[1] == 'coco_maskrcnn'
+    assert cell(full_records()['swin/maskrcnn/result.json']['metrics']['ap_box'], None) in maskrcnn
+    in22k = md_row(other, display_name('swin_b'))
+    assert in22k[1] == 'imagenet_in22k_ft'
+    assert cell(84.93, PAPER_IN22K['swin_b']['top1']) in in22k
+
+    # toy runs: own section with a banner, never in the full-scale tables, no paper references
+    assert 'TOY' in toy
+    assert cell(TOY_TOP1, None) in md_row(toy, display_name('ddwconv_t'))
+    assert f'{TOY_TOP1:.1f}' not in full
+    assert f'| {display_name("ddwconv_t")} |' not in full
+
+    # properties from the backbones' own records; unknown model: '?'
+    props = md[md.index('## Properties'):]
+    for model in ('swin_t', 'dwconv_t', 'idynamic_t', 'ddwconv_t'):
+        expected = ['\u2713' if v else '\u2717' for v in get_properties(model).as_dict().values()]
+        assert md_row(props, display_name(model))[1:] == expected
+    assert md_row(props, UNKNOWN)[1:] == ['?'] * 4
+
+    # csv: machine-readable values, paper reference and difference
+    rows = list(csv.DictReader((out / 'leaderboard.csv').open()))
+    top1 = next(r for r in rows
+                if r['scale'] == 'full' and r['model'] == 'idynamic_t' and r['quantity'] == 'top1')
+    assert float(top1['ours']) == latest['metrics']['top1']
+    assert float(top1['paper']) == PAPER['idynamic_t']['top1']
+    assert float(top1['diff']) == pytest.approx(latest['metrics']['top1'] -
+                                                PAPER['idynamic_t']['top1'])
+    assert int(top1['runs']) == len(IDYN_RUNS)
+    assert {r['scale']
+            for r in rows if r['model'] == 'ddwconv_t' and r['section'] != 'properties'} == {'toy'}
+
+    # html: one self-contained page with the plot inside
+    page = (out / 'leaderboard.html').read_text()
+    png = (out / 'leaderboard.png').read_bytes()
+    assert png.startswith(b'\x89PNG\r\n\x1a\n')
+    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert match and base64.b64decode(match.group(1)) == png
+    assert '<style>' in page and '<link' not in page and 'src="http' not in page
+    assert f'{latest["metrics"]["top1"]:.1f}' in page and 'TOY' in page
+    assert display_name(UNKNOWN) in page
+
+
+def test_best_and_mean(work_dirs: Path, tmp_path: Path, capsys) -> None:
+    ref = PAPER['idynamic_t']['top1']
+    rc, stdout, _ = run(['--work-dirs',
+                         str(work_dirs), '--out',
+                         str(tmp_path / 'b'), '--best'], capsys)
+    assert rc == 0
+    best = max(top1 for _, _, top1 in IDYN_RUNS)
+    assert md_row(stdout, display_name('idynamic_t'))[column('imagenet:top1')] == cell(best, ref)
+
+    rc, stdout, _ = run(['--work-dirs',
+                         str(work_dirs), '--out',
+                         str(tmp_path / 'm'), '--mean'], capsys)
+    assert rc == 0
+    per_seed = {}  # the latest run of each seed
+    for seed, day, top1 in sorted(IDYN_RUNS, key=lambda r: r[1]):
+        per_seed[seed] = top1
+    values = list(per_seed.values())
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    expected = (f'{mean:.1f} \u00b1 {std:.1f} [n={len(values)}] '
+                f'{cell(mean, ref)[len(f"{mean:.1f} "):]}')
+    assert md_row(stdout, display_name('idynamic_t'))[column('imagenet:top1')] == expected
+    swin = full_records()['swin/cascade/result.json']['metrics']['ap_box']  # one seed: n=1
+    assert md_row(stdout, display_name('swin_t'))[column('coco:ap_box')] == (
+        f'{swin:.1f} [n=1] {cell(swin, PAPER["swin_t"]["ap_box"])[len(f"{swin:.1f} "):]}')
+    rows = list(csv.DictReader((tmp_path / 'm' / 'leaderboard.csv').open()))
+    top1 = next(r for r in rows if r['model'] == 'idynamic_t' and r['quantity'] == 'top1')
+    assert float(top1['ours']) == pytest.approx(mean, abs=1e-4)
+    assert float(top1['std']) == pytest.approx(std, abs=1e-4)
+    assert int(top1['n']) == len(values)
+
+
+def test_toy_and_full_flags(work_dirs: Path, tmp_path: Path, capsys) -> None:
+    rc, stdout, _ = run(['--work-dirs',
+                         str(work_dirs), '--out',
+                         str(tmp_path / 't'), '--toy'], capsys)
+    assert rc == 0 and 'Toy runs' in stdout and 'Full-scale results' not in stdout
+    assert cell(TOY_TOP1, None) in md_row(stdout, display_name('ddwconv_t'))
+    assert f'{latest_idyn()["metrics"]["top1"]:.1f}' not in stdout
+
+    rc, stdout, _ = run(['--work-dirs',
+                         str(work_dirs), '--out',
+                         str(tmp_path / 'f'), '--full'], capsys)
+    assert rc == 0 and 'Toy runs' not in stdout and f'{TOY_TOP1:.1f}' not in stdout
+    assert 'toy record(s) not shown' in stdout
+
+    only_toy = tmp_path / 'only_toy'
+    write_tree(only_toy, toy_records())
+    rc, stdout, _ = run(['--work-dirs', str(only_toy), '--out', str(tmp_path / 'o')], capsys)
+    assert rc == 0 and 'TOY' in stdout and 'Full-scale results' not in stdout
+    assert cell(TOY_TOP1, None) in md_row(stdout, display_name('ddwconv_t'))
+
+
+def test_empty_and_missing_work_dirs(tmp_path: Path, capsys) -> None:
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    rc, stdout, _ = run(['--work-dirs', str(empty), '--out', str(tmp_path / 'out')], capsys)
+    assert rc == 0
+    assert 'No result records' in stdout
+    assert '| Model |' in stdout  # empty table, headers only
+    for ext in ('md', 'csv', 'html', 'png'):
+        assert (tmp_path / 'out' / f'leaderboard.{ext}').is_file()
+
+    # the command line itself: a nonexistent folder is one line on stderr and exit code 2
+    proc = subprocess.run([
+        sys.executable,
+        str(REPO / 'tools' / 'leaderboard.py'), '--work-dirs',
+        str(tmp_path / 'nope'), '--out',
+        str(tmp_path / 'x')
+    ],
+                          capture_output=True,
+                          text=True,
+                          cwd=tmp_path,
+                          timeout=120)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error')]
+    assert len(errors) == 1 and 'nope' in errors[0]
+    assert not (tmp_path / 'x').exists()
+
+
+def test_standalone_without_package(work_dirs: Path, tmp_path: Path, capsys) -> None:
+    """Loaded by path (what tools/leaderboard.py does where mmcv is missing): same tables,
+    property table unknown."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('_lb_standalone', lb.__file__)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        assert module.main(['--work-dirs', str(work_dirs), '--out', str(tmp_path / 's')]) == 0
+    finally:
+        del sys.modules[spec.name]
+    stdout = capsys.readouterr().out
+    assert md_row(stdout,
+                  'idynamic_t')[column('imagenet:top1')] == cell(latest_idyn()['metrics']['top1'],
+                                                                 PAPER['idynamic_t']['top1'])
+    assert md_row(stdout[stdout.index('## Properties'):], 'swin_t')[1:] == ['?'] * 4
+
+
+def test_metafiles(work_dirs: Path, tmp_path: Path, capsys) -> None:
+    complexity = [  # fills the FLOPs/params the ADE20K record lacks; idynamic_b only measured
+        dict(
+            model='dwconv_t',
+            task='ade20k',
+            config='configs/ade20k/dwconv_t_ade20k.py',
+            params_m=55.9,
+            gflops=927.6,
+            input_hw=[512, 2048]),
+        dict(
+            model='idynamic_b',
+            task='imagenet',
+            config='configs/imagenet/idynamic_b_in1k.py',
+            params_m=80.3,
+            gflops=13.61,
+            input_hw=[224, 224]),
+    ]
+    (tmp_path / 'flops.json').write_text(json.dumps(complexity))
+    root = tmp_path / 'repo'
+    rc, _, _ = run([
+        '--work-dirs',
+        str(work_dirs), '--out',
+        str(tmp_path / 'out'), '--quiet', '--metafiles',
+        str(root), '--complexity',
+        str(tmp_path / 'flops.json')
+    ], capsys)
+    assert rc == 0
+    index = yaml.safe_load((root / 'model-index.yml').read_text())
+    files = {Path(p).stem: yaml.safe_load((root / p).read_text()) for p in index['Import']}
+    assert set(files) == {'swin', 'dwconv', 'idynamic', 'mynet'}  # ddwconv_t: toy runs only
+    models = {}
+    for family, meta in files.items():
+        collection = meta['Collections'][0]
+        assert collection['Paper']['URL'] == 'https://arxiv.org/abs/2106.04263'
+        for m in meta['Models']:
+            assert m['In Collection'] == collection['Name']
+            assert isinstance(m['Metadata']['FLOPs'], int)
+            assert isinstance(m['Metadata']['Parameters'], int)
+            models[m['Name']] = m
+
+    expected = dict(
+        full_records(), **{
+            'cplx0': dict(complexity[0], metrics={}),
+            'cplx1': dict(complexity[1], metrics={})
+        })
+    latest = latest_idyn()
+    for rec in expected.values():
+        m = models[Path(rec['config']).stem]
+        assert m['Config'] == rec['config']
+        comp = next((c for c in complexity if c['config'] == rec['config']), {})
+        gflops = rec['gflops'] if rec.get('gflops') is not None else comp['gflops']
+        params = rec['params_m'] if rec.get('params_m') is not None else comp['params_m']
+        assert m['Metadata']['FLOPs'] == round(gflops * 1e9)
+        assert m['Metadata']['Parameters'] == round(params * 1e6)
+    idyn = models[Path(latest['config']).stem]
+    assert idyn['Results'][0]['Metrics']['Top 1 Accuracy'] == latest['metrics']['top1']
+    assert idyn['Weights'] == latest['checkpoint']
+    cascade = models[Path(full_records()['swin/cascade/result.json']['config']).stem]
+    assert {r['Task'] for r in cascade['Results']} == {'Object Detection', 'Instance Segmentation'}
+    assert not models['idynamic_b_in1k']['Results']  # measured, never trained
+    assert not any('ddwconv' in name for name in models)
+
+    # toy runs never make a model-zoo entry; with nothing to write, existing files stay
+    only_toy = tmp_path / 'only_toy'
+    write_tree(only_toy, toy_records())
+    rc, _, stderr = run([
+        '--work-dirs',
+        str(only_toy), '--out',
+        str(tmp_path / 'o'), '--quiet', '--metafiles',
+        str(tmp_path / 'repo2')
+    ], capsys)
+    assert rc == 0 and 'metafiles not written' in stderr
+    assert not (tmp_path / 'repo2').exists()

@@ -1,0 +1,52 @@
+"""Train a config of configs/ with mmengine's Runner.
+
+    python tools/train.py configs/imagenet/dwconv_t_in1k.py
+    python tools/train.py configs/coco/idynamic_t_maskrcnn.py --toy      # built-in toy data
+    tools/dist_train.sh configs/ade20k/swin_t_upernet.py 8               # distributed
+
+Inputs are checked before anything is written (one ``error:`` line, exit 2); a run ends with
+``<work_dir>/result.json`` for the leaderboard.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import _bootstrap  # noqa: F401
+
+from backbones.cli import run_main
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where to save logs and checkpoints')
+    parser.add_argument('--toy', action='store_true', help='run on the built-in toy data')
+    parser.add_argument('--toy-pretrained', help='ImageNet checkpoint for a dense toy run')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from a checkpoint, or from the latest in the work dir')
+    parser.add_argument('--auto-resume', action='store_true',
+                        help='resume from the latest checkpoint of the work dir if there is one')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help='scale the lr by actual / base batch size')
+    parser.add_argument('--seed', type=int, default=None)
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, xxx=yyy')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    from backbones.cli import build_runner
+    args = parse_args(argv)
+    runner = build_runner(args, mode='train')
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_main(main, osp.basename(__file__)))
