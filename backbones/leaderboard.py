@@ -667,12 +667,12 @@ def _main_headers(with_throughput: bool) -> List[str]:
     return heads + (['Throughput (img/s, inference)'] if with_throughput else [])
 
 
-def _md_table(headers: List[str], rows: List[List[str]]) -> List[str]:
+def _md_table(headers: List[str], rows: List[List[str]], align: str = '---:') -> List[str]:
 
     def line(cells):
         return '| ' + ' | '.join(c.replace('|', '\\|') for c in cells) + ' |'
 
-    out = [line(headers), '|' + '|'.join([':---'] + ['---:'] * (len(headers) - 1)) + '|']
+    out = [line(headers), '|' + '|'.join([':---'] + [align] * (len(headers) - 1)) + '|']
     return out + [line(r) for r in rows]
 
 
@@ -709,10 +709,11 @@ def render_markdown(board: Leaderboard) -> str:
                               for r in section.other])
             out.append('')
     out += ['## Properties', '']
-    out += _md_table(['Model'] + list(PROPERTY_TITLES.values()),
-                     [[display_name(m)] +
-                      [_property_mark(board.properties.get(m), k) for k in PROPERTY_TITLES]
-                      for m in board.models])
+    out += _md_table(
+        ['Model'] + list(PROPERTY_TITLES.values()),
+        [[display_name(m)] + [_property_mark(board.properties.get(m), k) for k in PROPERTY_TITLES]
+         for m in board.models],
+        align=':---:')
     out.append('')
     if board.warnings:
         out += ['## Skipped inputs', ''] + [f'- {w}' for w in board.warnings] + ['']

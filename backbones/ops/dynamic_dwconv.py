@@ -17,6 +17,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from .idynamic import quiet_if_tracing
+
 DDW_IMPLS = ('auto', 'folded', 'folded_cl', 'loop', 'unfold')
 ENV_DDW_IMPL = 'DEMYSTIFY_DDWCONV_IMPL'
 _AUTO = {'cpu': 'folded', 'cuda': 'folded'}
@@ -30,14 +32,14 @@ def check_dynamic_shapes(x: torch.Tensor, weight: torch.Tensor,
     if weight.dim() != 4:
         raise ValueError('dynamic_dwconv: weight must be (B, C, K, K), got shape '
                          f'{tuple(weight.shape)}')
-    b, c = x.shape[:2]
-    if tuple(weight.shape[:2]) != (b, c):
+    b, c = int(x.shape[0]), int(x.shape[1])
+    if tuple(map(int, weight.shape[:2])) != (b, c):
         raise ValueError(f'dynamic_dwconv: weight is for {tuple(weight.shape[:2])} (B, C), '
                          f'x has {(b, c)}')
-    k1, k2 = weight.shape[2:]
+    k1, k2 = map(int, weight.shape[2:])
     if k1 != k2 or k1 % 2 != 1:
         raise ValueError(f'dynamic_dwconv: kernel must be square with odd size, got {k1}x{k2}')
-    if bias is not None and tuple(bias.shape) != (c, ):
+    if bias is not None and tuple(map(int, bias.shape)) != (c, ):
         raise ValueError(f'dynamic_dwconv: bias must be ({c},), got {tuple(bias.shape)}')
 
 
@@ -97,8 +99,9 @@ def dynamic_dwconv(x: torch.Tensor,
     Stride 1, zero padding K // 2, optional static ``bias`` (C,). See the module docstring for
     ``impl``.
     """
-    check_dynamic_shapes(x, weight, bias)
-    impl = _resolve(impl, x)
+    with quiet_if_tracing():
+        check_dynamic_shapes(x, weight, bias)
+        impl = _resolve(impl, x)
     if impl == 'unfold':
         return dynamic_dwconv_reference(x, weight, bias)
     if impl == 'loop':

@@ -14,10 +14,12 @@ On CPU the K*K passes run over blocks of (sample, group) planes that fit in the 
 that every pass reads the block from cache instead of memory; half-precision blocks are upcast to
 float32 there. On CUDA, Triton kernels (:mod:`.triton_idynamic`) do each pass in one launch.
 """
+import contextlib
 import functools
 import importlib.util
 import os
-from typing import List, Optional, Tuple
+import warnings
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,18 @@ _CPU_BLOCK_ELEMS = 1 << 18
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 
 
+@contextlib.contextmanager
+def quiet_if_tracing() -> Iterator[None]:
+    """Silence TracerWarnings of shape logic: under torch.jit.trace sizes are traced values, but
+    the checks and the block/offset plans made from them are meant to be constants of the trace."""
+    if not torch.jit.is_tracing():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        yield
+
+
 def check_idynamic_shapes(x: torch.Tensor, weight: torch.Tensor) -> None:
     """Raise a one-line ValueError unless x is (B, C, H, W) and weight (B, G, K, K, H, W)."""
     if x.dim() != 4:
@@ -39,8 +53,8 @@ def check_idynamic_shapes(x: torch.Tensor, weight: torch.Tensor) -> None:
     if weight.dim() != 6:
         raise ValueError('idynamic_dwconv: weight must be (B, G, K, K, H, W), got shape '
                          f'{tuple(weight.shape)}')
-    b, c, h, w = x.shape
-    wb, g, k1, k2, wh, ww = weight.shape
+    b, c, h, w = map(int, x.shape)
+    wb, g, k1, k2, wh, ww = map(int, weight.shape)
     if wb != b:
         raise ValueError(f'idynamic_dwconv: batch mismatch, x has {b} samples, weight {wb}')
     if k1 != k2 or k1 % 2 != 1:
@@ -99,8 +113,8 @@ def _as_compute(t: torch.Tensor) -> torch.Tensor:
 
 
 def _torch_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    b, c, h, w = x.shape
-    g, k = weight.shape[1], weight.shape[2]
+    b, c, h, w = map(int, x.shape)
+    g, k = int(weight.shape[1]), int(weight.shape[2])
     n, cg, kk = b * g, c // g, k * k
     xv = x.reshape(n, cg, h, w)
     wv = weight.reshape(n, kk, h, w)
@@ -125,8 +139,8 @@ _GW_LOOP_MAX_CHANNELS = 4
 
 def _torch_backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, need_x: bool,
                     need_w: bool) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    b, c, h, w = x.shape
-    g, k = weight.shape[1], weight.shape[2]
+    b, c, h, w = map(int, x.shape)
+    g, k = int(weight.shape[1]), int(weight.shape[2])
     n, cg, kk = b * g, c // g, k * k
     xv = x.reshape(n, cg, h, w)
     wv = weight.reshape(n, kk, h, w)
@@ -226,13 +240,14 @@ class IDynamicDWConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, impl: str = 'torch') -> torch.Tensor:
-        check_idynamic_shapes(x, weight)
         if impl not in ('torch', 'triton'):
             raise ValueError(f'IDynamicDWConvFunction: impl must be torch or triton, got {impl!r}')
-        x, weight = x.contiguous(), weight.contiguous()
-        ctx.impl = impl
-        ctx.save_for_backward(x, weight)
-        return _forward(x, weight, impl)
+        with quiet_if_tracing():
+            check_idynamic_shapes(x, weight)
+            x, weight = x.contiguous(), weight.contiguous()
+            ctx.impl = impl
+            ctx.save_for_backward(x, weight)
+            return _forward(x, weight, impl)
 
     @staticmethod
     @once_differentiable
@@ -264,9 +279,10 @@ def idynamic_dwconv(x: torch.Tensor, weight: torch.Tensor, impl: str = 'auto') -
     ``impl``: 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA and 'torch'
     otherwise), 'torch', 'triton' or 'unfold' (the reference, differentiated by autograd).
     """
-    check_idynamic_shapes(x, weight)
-    impl = _resolve_impl(impl, x)
-    x, weight = _same_dtype(x, weight)
-    if impl == 'unfold':
-        return idynamic_dwconv_reference(x, weight)
-    return IDynamicDWConvFunction.apply(x.contiguous(), weight.contiguous(), impl)
+    with quiet_if_tracing():
+        check_idynamic_shapes(x, weight)
+        impl = _resolve_impl(impl, x)
+        x, weight = _same_dtype(x, weight)
+        if impl == 'unfold':
+            return idynamic_dwconv_reference(x, weight)
+        return IDynamicDWConvFunction.apply(x.contiguous(), weight.contiguous(), impl)
