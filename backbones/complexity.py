@@ -59,8 +59,10 @@ def count(model: nn.Module, inputs: tuple) -> Complexity:
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
     flops = analyzer.total()
-    return Complexity(params=parameter_count(model)[''], flops=flops,
-                      unsupported_ops=dict(analyzer.unsupported_ops()))
+    return Complexity(
+        params=parameter_count(model)[''],
+        flops=flops,
+        unsupported_ops=dict(analyzer.unsupported_ops()))
 
 
 def syncbn_to_bn(cfg: Any) -> Any:
@@ -75,17 +77,21 @@ def syncbn_to_bn(cfg: Any) -> Any:
     return cfg
 
 
-def build_task_model(model_cfg: dict, task: str) -> nn.Module:
-    """Build a task model from a config's ``model`` dict in the registry of the task's toolbox,
-    without loading any pretrained weights."""
+def build_task_model(model_cfg: dict, task: str, keep_init_cfg: bool = False) -> nn.Module:
+    """Build a task model from a config's ``model`` dict in the registry of the task's toolbox
+    (SyncBN as BN), in eval mode. The backbone's ``init_cfg`` is dropped (no pretrained weights
+    are looked for) unless ``keep_init_cfg``; ``init_weights()`` is left to the caller."""
     import importlib
     scope = TASK_SCOPE[task]
     importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
     registry = importlib.import_module(f'{scope}.registry').MODELS
-    cfg = syncbn_to_bn(copy.deepcopy(model_cfg))
-    if isinstance(cfg.get('backbone'), dict):
-        cfg['backbone'].pop('init_cfg', None)
+    from mmengine.config import ConfigDict
     from mmengine.registry import DefaultScope
+
+    # a ConfigDict, as the Runner passes: mmdet's detectors read e.g. ``train_cfg.rpn``
+    cfg = ConfigDict(syncbn_to_bn(copy.deepcopy(model_cfg)))
+    if isinstance(cfg.get('backbone'), dict) and not keep_init_cfg:
+        cfg['backbone'].pop('init_cfg', None)
     with DefaultScope.overwrite_default_scope(scope):
         return registry.build(cfg).eval()
 
@@ -115,7 +121,9 @@ class _DetectorDummy(nn.Module):
     ``num_proposals`` fixed boxes through each bbox stage and the first ``num_mask_rois`` of them
     through each mask stage."""
 
-    def __init__(self, detector: nn.Module, num_proposals: int = 1000,
+    def __init__(self,
+                 detector: nn.Module,
+                 num_proposals: int = 1000,
                  num_mask_rois: int = 100) -> None:
         super().__init__()
         self.model = detector
@@ -146,12 +154,14 @@ class _DetectorDummy(nn.Module):
         return outs
 
 
-def task_complexity(model_cfg: dict, task: str,
-                    input_hw: Optional[tuple] = None) -> Complexity:
+def task_complexity(model_cfg: dict, task: str, input_hw: Optional[tuple] = None) -> Complexity:
     """Params and FLOPs of the task model described by ``model_cfg`` in the table's setting."""
     model = build_task_model(model_cfg, task)
     h, w = input_hw or TASK_INPUT_HW[task]
-    wrapper = {'imagenet': _ClassifierLogits, 'coco': _DetectorDummy,
-               'ade20k': _SegmentorDecode}[task](model).eval()
+    wrapper = {
+        'imagenet': _ClassifierLogits,
+        'coco': _DetectorDummy,
+        'ade20k': _SegmentorDecode
+    }[task](model).eval()
     with torch.no_grad():
         return count(wrapper, (torch.randn(1, 3, h, w), ))

@@ -11,15 +11,17 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .registry import MODELS
-from .zoo import build_backbone, get_backbone_cfg, task_drop_path
+from .zoo import PAPER_MODELS, build_backbone, get_backbone_cfg, task_drop_path
 
 
 @dataclass(frozen=True)
 class TaskTemplate:
     key: str  # what the config is for, e.g. 'coco_cascade'
-    task: str  # dataset: imagenet / coco / ade20k
+    task: str  # dataset family: imagenet / coco / ade20k
     suffix: str  # file name: {model}_{suffix}.py
     template: str  # file in configs/_base_
+    pretrained: Optional[str] = 'in1k'  # the classification weights it starts from, if any
+    default: bool = True  # written for every model (else only on request, e.g. ImageNet-22k)
 
 
 TEMPLATES: Dict[str, TaskTemplate] = {
@@ -29,8 +31,24 @@ TEMPLATES: Dict[str, TaskTemplate] = {
         TaskTemplate('coco_maskrcnn', 'coco', 'maskrcnn', 'coco_maskrcnn_1x.py'),
         TaskTemplate('coco_cascade', 'coco', 'cascade_maskrcnn_3x', 'coco_cascade_maskrcnn_3x.py'),
         TaskTemplate('ade20k', 'ade20k', 'upernet', 'ade20k_upernet_160k.py'),
+        # the paper's second table: ImageNet-22k pre-training, then ImageNet-1k / ADE20K
+        TaskTemplate('imagenet_in22k', 'imagenet', 'in22k', 'imagenet_in22k.py', None, False),
+        TaskTemplate('imagenet_in22k_ft', 'imagenet', 'in22k-ft-in1k', 'imagenet_in22k_ft.py',
+                     'in22k', False),
+        TaskTemplate('ade20k_in22k', 'ade20k', 'upernet_in22k', 'ade20k_upernet_160k.py', 'in22k',
+                     False),
     ]
 }
+IN22K_TEMPLATES = [k for k, t in TEMPLATES.items() if not t.default]
+#: models of the paper's second table get the ImageNet-22k configs (I-Dynamic-B too)
+IN22K_MODELS = [m for m in PAPER_MODELS if m.endswith('_b')]
+
+
+def templates_for(model: str) -> List[str]:
+    """The template keys written for ``model`` by default."""
+    keys = [k for k, t in TEMPLATES.items() if t.default]
+    return keys + (IN22K_TEMPLATES if model in IN22K_MODELS else [])
+
 
 #: the config behind each cell of the paper's table
 TABLE_TEMPLATE = {'imagenet': 'imagenet', 'coco': 'coco_cascade', 'ade20k': 'ade20k'}
@@ -41,22 +59,28 @@ def config_path(model: str, template_key: str, root: str = 'configs') -> Path:
     return Path(root) / t.task / f'{model}_{t.suffix}.py'
 
 
-def pretrained_checkpoint(model: str) -> str:
-    """Where dense-task configs expect the ImageNet weights of ``model`` (same weights for all
-    tasks: train ``configs/imagenet/{model}_in1k.py`` or convert a released checkpoint)."""
-    return f'checkpoints/{model}_in1k.pth'
+def pretrained_checkpoint(model: str, source: str = 'in1k') -> str:
+    """Where configs expect the ImageNet weights of ``model`` (the same weights serve all tasks:
+    train ``configs/imagenet/{model}_{source}.py`` or convert a released checkpoint)."""
+    return f'checkpoints/{model}_{source}.pth'
 
 
-def backbone_cfg_for(model: str, task: str) -> dict:
-    """The backbone config of ``model`` in ``task``: dense tasks output all four stages, use the
-    class's ``dense_task_cfg`` (e.g. SyncBN) and load the ImageNet checkpoint."""
+def backbone_cfg_for(model: str, template_key: str) -> dict:
+    """The backbone config of ``model`` in a template: dense tasks output all four stages and use
+    the class's ``dense_task_cfg`` (e.g. SyncBN); configs that start from classification weights
+    load them into the backbone."""
+    t = TEMPLATES[template_key]
     cfg = get_backbone_cfg(model)
-    cfg['drop_path_rate'] = task_drop_path(model, task)
-    if task != 'imagenet':
+    cfg['drop_path_rate'] = task_drop_path(model, t.task, template_key)
+    if t.task != 'imagenet':
         cls = MODELS.get(cfg['type'])
         cfg.update(out_indices=(0, 1, 2, 3), **getattr(cls, 'dense_task_cfg', {}))
-        cfg['init_cfg'] = dict(type='Pretrained', checkpoint=pretrained_checkpoint(model),
-                               prefix='backbone.')
+    if t.task != 'imagenet' or t.pretrained != 'in1k':
+        if t.pretrained:
+            cfg['init_cfg'] = dict(
+                type='Pretrained',
+                checkpoint=pretrained_checkpoint(model, t.pretrained),
+                prefix='backbone.')
     return cfg
 
 
@@ -66,19 +90,19 @@ def feature_channels(model: str) -> List[int]:
     return [int(c) for c in backbone.num_features]
 
 
-def _head_overrides(task_key: str, channels: Sequence[int]) -> dict:
-    if task_key == 'imagenet':
+def _head_overrides(task: str, channels: Sequence[int]) -> dict:
+    if task == 'imagenet':
         return dict(head=dict(in_channels=channels[-1]))
-    if task_key.startswith('coco'):
+    if task == 'coco':
         return dict(neck=dict(in_channels=list(channels)))
-    return dict(decode_head=dict(in_channels=list(channels)),
-                auxiliary_head=dict(in_channels=channels[2]))
+    return dict(
+        decode_head=dict(in_channels=list(channels)), auxiliary_head=dict(in_channels=channels[2]))
 
 
 def render_config(model: str, template_key: str, imports: Sequence[str] = ()) -> str:
     t = TEMPLATES[template_key]
-    backbone = backbone_cfg_for(model, t.task)
-    overrides = _head_overrides(template_key, feature_channels(model))
+    backbone = backbone_cfg_for(model, template_key)
+    overrides = _head_overrides(t.task, feature_channels(model))
     lines = [
         f'# {model} / {t.key}: generated by tools/make_configs.py from the template in _base_;',
         '# edit the template or the generator, not this file.',
@@ -120,9 +144,10 @@ def write_configs(model: str,
                   root: str = 'configs',
                   template_keys: Optional[Sequence[str]] = None,
                   imports: Sequence[str] = ()) -> List[Path]:
-    """Write the thin configs of ``model`` for the given templates (default: all)."""
+    """Write the thin configs of ``model`` for the given templates (default:
+    :func:`templates_for`)."""
     written = []
-    for key in template_keys or TEMPLATES:
+    for key in template_keys or templates_for(model):
         path = config_path(model, key, root)
         path.parent.mkdir(parents=True, exist_ok=True)
         text = render_config(model, key, imports)

@@ -8,7 +8,8 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from backbones.complexity import build_task_model
-from backbones.configgen import TEMPLATES, config_path, render_config
+from backbones.configgen import (IN22K_MODELS, IN22K_TEMPLATES, config_path, render_config,
+                                 templates_for)
 from backbones.launch import identify, task_of
 from backbones.zoo import MODEL_NAMES
 
@@ -18,13 +19,20 @@ CONFIGS = [c for c in CONFIGS if '_base_' not in c]
 
 
 def test_every_zoo_model_has_every_task_config_and_they_are_up_to_date():
+    expected = set()
     for model in MODEL_NAMES:
-        for key in TEMPLATES:
+        for key in templates_for(model):
             path = osp.join(ROOT, config_path(model, key))
+            expected.add(path)
             assert osp.isfile(path), path
             with open(path) as f:
                 assert f.read() == render_config(model, key), \
                     f'{path} is stale: run tools/make_configs.py --all'
+    paper_configs = {c for c in CONFIGS if identify(c)[0] in MODEL_NAMES}
+    assert paper_configs == expected
+    # the second table: ImageNet-22k configs for the B models only
+    assert sorted(IN22K_MODELS) == ['ddwconv_b', 'dwconv_b', 'idynamic_b', 'swin_b']
+    assert not any(k in templates_for('swin_t') for k in IN22K_TEMPLATES)
 
 
 def _find(node, type_name):
@@ -60,6 +68,38 @@ def check_imagenet_recipe(cfg, size):
     assert cfg.model.head.loss.label_smooth_val == 0.1
     assert [e.type for e in cfg.val_evaluator] == ['Accuracy', 'ReaLAccuracy']
     assert cfg.model.backbone.drop_path_rate == {'t': 0.2, 'b': 0.5}[size]
+
+
+def check_in22k_recipe(cfg, size):
+    assert size == 'b' and cfg.train_cfg.max_epochs == 90
+    assert cfg.model.head.num_classes == 21841 == cfg.data_preprocessor.num_classes
+    assert cfg.train_dataloader.dataset.type == 'ImageNet21k'
+    assert cfg.train_dataloader.batch_size * 64 == 4096 == cfg.auto_scale_lr.base_batch_size
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.lr == pytest.approx(1.25e-4 * 4096 / 512) and opt.weight_decay == 0.05
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.end == 5 and cosine.begin == 5 and cosine.eta_min == pytest.approx(1e-5)
+    assert cfg.model.backbone.drop_path_rate == 0.2
+    assert 'init_cfg' not in cfg.model.backbone
+
+
+def check_in22k_ft_recipe(cfg, size):
+    assert size == 'b' and cfg.train_cfg.max_epochs == 30
+    assert cfg.model.head.num_classes == 1000
+    opt = cfg.optim_wrapper.optimizer
+    assert opt.lr == pytest.approx(2e-5 * 1024 / 512) and opt.weight_decay == 1e-8
+    warmup, cosine = cfg.param_scheduler
+    assert warmup.end == 5 and cosine.eta_min == pytest.approx(4e-7)
+    assert cfg.model.backbone.drop_path_rate == 0.2
+    init = cfg.model.backbone.init_cfg
+    assert init.type == 'Pretrained' and init.checkpoint.endswith('_b_in22k.pth')
+    assert init.prefix == 'backbone.'
+    assert [e.type for e in cfg.val_evaluator] == ['Accuracy', 'ReaLAccuracy']
+
+
+def check_upernet_in22k_recipe(cfg, size):
+    check_upernet_recipe(cfg, size)
+    assert cfg.model.backbone.init_cfg.checkpoint.endswith('_b_in22k.pth')
 
 
 def check_cascade_recipe(cfg, size):
@@ -112,10 +152,19 @@ def check_dense_optim(cfg, lr, wd):
     assert backbone.init_cfg.type == 'Pretrained' and backbone.init_cfg.prefix == 'backbone.'
     if backbone.type != 'SwinNet':
         assert backbone.norm_cfg.type == 'SyncBN' and backbone.pad_to_multiple == 7
+    else:
+        assert backbone.pad_small_map
 
 
-CHECKS = {'imagenet': check_imagenet_recipe, 'coco_cascade': check_cascade_recipe,
-          'coco_maskrcnn': check_maskrcnn_recipe, 'ade20k': check_upernet_recipe}
+CHECKS = {
+    'imagenet': check_imagenet_recipe,
+    'coco_cascade': check_cascade_recipe,
+    'coco_maskrcnn': check_maskrcnn_recipe,
+    'ade20k': check_upernet_recipe,
+    'imagenet_in22k': check_in22k_recipe,
+    'imagenet_in22k_ft': check_in22k_ft_recipe,
+    'ade20k_in22k': check_upernet_in22k_recipe
+}
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])
@@ -128,15 +177,17 @@ def test_config_builds_and_has_the_recipe(path):
 
     model = build_task_model(cfg.model.to_dict(), task)
     with torch.no_grad():
-        x = torch.randn(1, 3, 64, 64)
+        size = 224 if task == 'imagenet' else 64  # a classifier's Swin needs maps >= window
+        x = torch.randn(1, 3, size, size)
         feats = model.extract_feat(x)
     assert len(feats) >= 1
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decays = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups
-              for p in g['params']}
-    norms = [p for m in model.modules() if isinstance(m, (torch.nn.LayerNorm,
-                                                          torch.nn.modules.batchnorm._BatchNorm))
-             for p in m.parameters()]
+    decays = {id(p): g['weight_decay'] for g in wrapper.optimizer.param_groups for p in g['params']}
+    norms = [
+        p for m in model.modules()
+        if isinstance(m, (torch.nn.LayerNorm, torch.nn.modules.batchnorm._BatchNorm))
+        for p in m.parameters()
+    ]
     assert norms and all(decays[id(p)] == 0 for p in norms)
 
     from mmengine.registry import DATASETS, DefaultScope

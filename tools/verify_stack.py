@@ -14,8 +14,8 @@ def check_mmcv_ops() -> str:
     _, keep = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), iou_threshold=0.5)
     assert keep.tolist() == [0, 2], keep
     feats = torch.arange(64.).view(1, 1, 8, 8)
-    out = RoIAlign((2, 2), spatial_scale=1., sampling_ratio=2)(
-        feats, torch.tensor([[0., 0., 0., 4., 4.]]))
+    out = RoIAlign((2, 2), spatial_scale=1., sampling_ratio=2)(feats,
+                                                               torch.tensor([[0., 0., 0., 4., 4.]]))
     assert out.shape == (1, 1, 2, 2)
     return 'nms + RoIAlign ran'
 
@@ -23,10 +23,10 @@ def check_mmcv_ops() -> str:
 def _build(scope: str, config: str) -> str:
     import importlib
 
-    from mmengine.config import Config
+    from mmengine.hub import get_config  # resolves 'scope::path' inside the installed package
     importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=True)
     registry = importlib.import_module(f'{scope}.registry').MODELS
-    model = registry.build(Config.fromfile(f'{scope}::{config}').model)
+    model = registry.build(get_config(f'{scope}::{config}').model)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     return f'{type(model).__name__} from {scope}::{config} ({params:.1f}M params)'
 
@@ -48,10 +48,10 @@ def check_backbones() -> str:
     return f'backbones imported ({len(backbones.MODEL_NAMES)} zoo models)'
 
 
-CHECKS: List[Tuple[str, Callable[[], str]]] = [
-    ('mmcv.ops', check_mmcv_ops), ('mmdet', check_mmdet), ('mmseg', check_mmseg),
-    ('mmpretrain', check_mmpretrain), ('backbones', check_backbones)
-]
+CHECKS: List[Tuple[str, Callable[[], str]]] = [('mmcv.ops', check_mmcv_ops), ('mmdet', check_mmdet),
+                                               ('mmseg', check_mmseg),
+                                               ('mmpretrain', check_mmpretrain),
+                                               ('backbones', check_backbones)]
 
 
 def main() -> int:

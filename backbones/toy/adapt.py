@@ -74,8 +74,15 @@ def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
         cfg.model.data_preprocessor.num_classes = n
     for name, split, batch in [('train_dataloader', 'train', 16), ('val_dataloader', 'val', 32),
                                ('test_dataloader', 'val', 32)]:
-        _set_loader(cfg, name, batch, data_root=str(root), split=split,
-                    metainfo=dict(classes=classes))
+        # type: the toy data are ImageNet-1k style folders, also for the 22k configs
+        _set_loader(
+            cfg,
+            name,
+            batch,
+            type='ImageNet',
+            data_root=str(root),
+            split=split,
+            metainfo=dict(classes=classes))
     cfg.val_evaluator = [
         dict(type='Accuracy', topk=(1, min(5, n))),
         dict(type='ReaLAccuracy', real_file=str(root / 'real.json')),
@@ -84,8 +91,7 @@ def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
     epochs = SCHEDULE['imagenet']
     cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=epochs)
     cfg.param_scheduler = [
-        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, end=1,
-             convert_to_iter_based=True),
+        dict(type='LinearLR', start_factor=1e-2, by_epoch=True, end=1, convert_to_iter_based=True),
         dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1, end=epochs),
     ]
     cfg.optim_wrapper.optimizer.lr = 1e-3
@@ -100,27 +106,39 @@ def _coco(cfg: Config, root: Path, changes: List[str]) -> None:
     _for_each_head(model.roi_head.bbox_head, num_classes=len(classes))
     _for_each_head(model.roi_head.mask_head, num_classes=len(classes))
     for name, split, batch in [('train_dataloader', 'train2017', 2),
-                               ('val_dataloader', 'val2017', 2),
-                               ('test_dataloader', 'val2017', 2)]:
-        _set_loader(cfg, name, batch, data_root=str(root) + '/',
-                    ann_file=f'annotations/instances_{split}.json',
-                    data_prefix=dict(img=f'{split}/'), metainfo=dict(classes=classes))
+                               ('val_dataloader', 'val2017', 2), ('test_dataloader', 'val2017', 2)]:
+        _set_loader(
+            cfg,
+            name,
+            batch,
+            data_root=str(root) + '/',
+            ann_file=f'annotations/instances_{split}.json',
+            data_prefix=dict(img=f'{split}/'),
+            metainfo=dict(classes=classes))
     for name in ('val_evaluator', 'test_evaluator'):
-        cfg[name] = dict(type='CocoMetric', ann_file=str(root / 'annotations' /
-                                                         'instances_val2017.json'),
-                         metric=['bbox', 'segm'], format_only=False)
+        cfg[name] = dict(
+            type='CocoMetric',
+            ann_file=str(root / 'annotations' / 'instances_val2017.json'),
+            metric=['bbox', 'segm'],
+            format_only=False)
     train = model.train_cfg
     train.rpn.sampler.num = 64
     train.rpn_proposal.update(nms_pre=200, max_per_img=100)
-    _for_each_head(train.rcnn, sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25,
-                                            neg_pos_ub=-1, add_gt_as_proposals=True))
+    _for_each_head(
+        train.rcnn,
+        sampler=dict(
+            type='RandomSampler',
+            num=64,
+            pos_fraction=0.25,
+            neg_pos_ub=-1,
+            add_gt_as_proposals=True))
     model.test_cfg.rpn.update(nms_pre=200, max_per_img=100)
     epochs = SCHEDULE['coco']
     cfg.train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=epochs, val_interval=epochs)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5),
-        dict(type='MultiStepLR', by_epoch=True, begin=0, end=epochs, milestones=[epochs],
-             gamma=0.1),
+        dict(
+            type='MultiStepLR', by_epoch=True, begin=0, end=epochs, milestones=[epochs], gamma=0.1),
     ]
     changes.append(f'{len(classes)} toy classes, batch 2, {epochs} epochs, 64 sampled RoIs and '
                    'anchors, 100 proposals')
@@ -130,9 +148,12 @@ def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
     for name, split, batch in [('train_dataloader', 'training', 4),
                                ('val_dataloader', 'validation', 1),
                                ('test_dataloader', 'validation', 1)]:
-        _set_loader(cfg, name, batch, data_root=str(root),
-                    data_prefix=dict(img_path=f'images/{split}',
-                                     seg_map_path=f'annotations/{split}'))
+        _set_loader(
+            cfg,
+            name,
+            batch,
+            data_root=str(root),
+            data_prefix=dict(img_path=f'images/{split}', seg_map_path=f'annotations/{split}'))
     iters = SCHEDULE['ade20k']
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
     cfg.param_scheduler = [
@@ -144,7 +165,10 @@ def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
     changes.append(f'batch 4, {iters} iterations, lr 6e-4')
 
 
-def toy_config(cfg: Config, task: str, data_root: Optional[str] = None, seed: int = 0,
+def toy_config(cfg: Config,
+               task: str,
+               data_root: Optional[str] = None,
+               seed: int = 0,
                pretrained: Optional[str] = None) -> Config:
     """Adapt ``cfg`` (a config of ``task``) to a toy run; returns the same object, changed."""
     root = Path(data_root) if data_root else ensure_toy_data(task, seed=seed)
@@ -161,7 +185,7 @@ def toy_config(cfg: Config, task: str, data_root: Optional[str] = None, seed: in
     {'imagenet': _imagenet, 'coco': _coco, 'ade20k': _ade20k}[task](cfg, root, changes)
 
     backbone = cfg.model.backbone
-    if task != 'imagenet':
+    if task != 'imagenet' or backbone.get('init_cfg'):
         if pretrained:
             backbone.init_cfg = dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
             changes.append(f'backbone initialised from {pretrained}')
@@ -172,8 +196,8 @@ def toy_config(cfg: Config, task: str, data_root: Optional[str] = None, seed: in
     hooks.logger.interval = 5
     if 'visualization' in hooks:
         hooks.visualization = ConfigDict(type=hooks.visualization.type, draw=False)
-    cfg.auto_scale_lr = dict(enable=False, base_batch_size=cfg.get('auto_scale_lr', {}).get(
-        'base_batch_size', 16))
+    cfg.auto_scale_lr = dict(
+        enable=False, base_batch_size=cfg.get('auto_scale_lr', {}).get('base_batch_size', 16))
     cfg.toy_changes = changes
     cfg.toy = True
     return cfg
