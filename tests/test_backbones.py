@@ -5,12 +5,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.analysis import FlopAnalyzer
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from backbones import (MODEL_NAMES, DynamicDWConv, IDynamicDWConv, build_backbone,
-                       get_backbone_cfg, get_properties)
+from backbones import (MODEL_NAMES, DynamicDWConv, IDynamicDWConv, build_backbone, get_backbone_cfg,
+                       get_properties)
+from backbones.complexity import CUSTOM_OP_HANDLES, count
 from backbones.dwnet import DWNet
+from backbones.ops import idynamic as idynamic_module
+from backbones.ops import idynamic_dwconv, shape_only
 
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8])
 DW_FAMILY = ['DWConvNet', 'DynamicDWConvNet', 'IDynamicNet']
@@ -22,8 +26,9 @@ def tiny(type_name: str, **kwargs) -> nn.Module:
         dict(type=type_name, arch=TINY, out_indices=(0, 1, 2, 3), mixer_cfg=mixer, **kwargs))
 
 
-@pytest.mark.parametrize('registry', [MMPRETRAIN_MODELS, MMDET_MODELS, MMSEG_MODELS],
-                         ids=['mmpretrain', 'mmdet', 'mmseg'])
+@pytest.mark.parametrize(
+    'registry', [MMPRETRAIN_MODELS, MMDET_MODELS, MMSEG_MODELS],
+    ids=['mmpretrain', 'mmdet', 'mmseg'])
 @pytest.mark.parametrize('name', MODEL_NAMES)
 def test_zoo_model_builds_in_every_registry_with_shapes_and_strides(registry, name):
     cfg = get_backbone_cfg(name)
@@ -34,8 +39,8 @@ def test_zoo_model_builds_in_every_registry_with_shapes_and_strides(registry, na
     embed = 96 if name.endswith('_t') else 128
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 64, 96))
-    assert [tuple(o.shape) for o in outs] == [(1, embed * 2**i, 64 // (4 * 2**i),
-                                               96 // (4 * 2**i)) for i in range(4)]
+    assert [tuple(o.shape) for o in outs] == [(1, embed * 2**i, 64 // (4 * 2**i), 96 // (4 * 2**i))
+                                              for i in range(4)]
 
 
 @pytest.mark.parametrize('name', MODEL_NAMES)
@@ -46,8 +51,11 @@ def test_depths_widths_and_mixer_match_the_paper(name):
     assert [len(s.blocks) for s in stages] == depth
     if isinstance(model, DWNet):
         mixers = [b.mixer.conv for s in stages for b in s.blocks]
-        expected = {'dwconv': nn.Conv2d, 'ddwconv': DynamicDWConv,
-                    'idynamic': IDynamicDWConv}[name.split('_')[0]]
+        expected = {
+            'dwconv': nn.Conv2d,
+            'ddwconv': DynamicDWConv,
+            'idynamic': IDynamicDWConv
+        }[name.split('_')[0]]
         assert all(type(m) is expected for m in mixers)
         assert all(m.kernel_size == (7, 7) and m.groups == m.in_channels for m in mixers)
         if expected is nn.Conv2d:
@@ -61,8 +69,13 @@ def test_depths_widths_and_mixer_match_the_paper(name):
 @pytest.mark.parametrize('type_name', DW_FAMILY + ['SwinNet'])
 def test_gradients_reach_every_parameter(type_name):
     if type_name == 'SwinNet':
-        model = MMPRETRAIN_MODELS.build(dict(type='SwinNet', arch=TINY, out_indices=(0, 1, 2, 3),
-                                             window_size=4, pad_small_map=True))
+        model = MMPRETRAIN_MODELS.build(
+            dict(
+                type='SwinNet',
+                arch=TINY,
+                out_indices=(0, 1, 2, 3),
+                window_size=4,
+                pad_small_map=True))
     else:
         model = tiny(type_name)
     model.train()
@@ -116,8 +129,10 @@ def test_properties_follow_the_paper_table():
     assert all(p['sparse_connectivity'] for p in props.values())
     assert [props[f]['dynamic_weights'] for f in ('swin', 'dwconv', 'ddwconv', 'idynamic')] == \
         [True, False, True, True]
-    assert [props[f]['weight_sharing_across_positions']
-            for f in ('swin', 'dwconv', 'ddwconv', 'idynamic')] == [False, True, True, False]
+    assert [
+        props[f]['weight_sharing_across_positions']
+        for f in ('swin', 'dwconv', 'ddwconv', 'idynamic')
+    ] == [False, True, True, False]
 
 
 @pytest.mark.parametrize('type_name', DW_FAMILY)
@@ -168,3 +183,31 @@ def test_bad_arguments_give_clear_errors():
         build_backbone('dwconv_t', out_indices=(4, ))
     with pytest.raises(KeyError, match='unknown model'):
         build_backbone('resnet_t')
+
+
+def test_flop_count_of_idynamic_does_not_depend_on_computing_it():
+    """FLOP counting traces I-Dynamic in shape-only mode (fast at 1280x800); the count must be
+    the one of the computing trace, and the mode must not leak out of the counter."""
+    model = build_backbone(
+        'idynamic_t',
+        arch=dict(embed_dims=32, depths=[1, 1, 1, 1]),
+        mixer_cfg=dict(kernel_groups=4)).eval()
+    x = torch.randn(1, 3, 64, 96)
+    counted = count(model, (x, ))
+    with torch.no_grad():
+        reference = model(x)
+    assert idynamic_module._SHAPE_ONLY[0] is False
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (x, ))
+        analyzer.set_op_handle(**CUSTOM_OP_HANDLES)
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        analyzer.tracer_warnings('none')
+        assert analyzer.total() == counted.flops  # traced with the real computation
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference)  # computing again after counting
+    w = torch.randn(1, 4, 7, 7, 8, 8)
+    xs = torch.randn(1, 8, 8, 8)
+    with shape_only():
+        assert idynamic_dwconv(xs, w).shape == xs.shape
+    torch.testing.assert_close(idynamic_dwconv(xs, w), idynamic_dwconv(xs, w, impl='unfold'))

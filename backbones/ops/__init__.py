@@ -10,7 +10,7 @@ import torch
 
 from .dynamic_dwconv import DDW_IMPLS, ENV_DDW_IMPL, dynamic_dwconv, dynamic_dwconv_reference
 from .idynamic import (ENV_IMPL, IMPLS, IDynamicDWConvFunction, idynamic_dwconv,
-                       idynamic_dwconv_reference, triton_available)
+                       idynamic_dwconv_reference, shape_only, triton_available)
 
 
 def available_impls() -> Dict[str, List[str]]:
@@ -29,5 +29,6 @@ def available_impls() -> Dict[str, List[str]]:
 
 __all__ = [
     'DDW_IMPLS', 'ENV_DDW_IMPL', 'ENV_IMPL', 'IMPLS', 'IDynamicDWConvFunction', 'available_impls',
-    'dynamic_dwconv', 'dynamic_dwconv_reference', 'idynamic_dwconv', 'idynamic_dwconv_reference'
+    'dynamic_dwconv', 'dynamic_dwconv_reference', 'idynamic_dwconv', 'idynamic_dwconv_reference',
+    'shape_only'
 ]

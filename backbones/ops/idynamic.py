@@ -33,6 +33,24 @@ ENV_IMPL = 'DEMYSTIFY_IDYNAMIC_IMPL'
 _CPU_BLOCK_ELEMS = 1 << 18
 _HALF_TYPES = (torch.float16, torch.bfloat16)
 
+_SHAPE_ONLY = [False]
+
+
+@contextlib.contextmanager
+def shape_only() -> Iterator[None]:
+    """Within this context I-Dynamic returns a tensor of the output's shape without computing it.
+
+    FLOP counting traces a whole model at full resolution, where the per-position kernels are
+    the slowest part on a CPU; the counter's handle needs only shapes (see
+    :mod:`backbones.complexity`).
+    """
+    before = _SHAPE_ONLY[0]
+    _SHAPE_ONLY[0] = True
+    try:
+        yield
+    finally:
+        _SHAPE_ONLY[0] = before
+
 
 @contextlib.contextmanager
 def quiet_if_tracing() -> Iterator[None]:
@@ -247,6 +265,8 @@ class IDynamicDWConvFunction(torch.autograd.Function):
             x, weight = x.contiguous(), weight.contiguous()
             ctx.impl = impl
             ctx.save_for_backward(x, weight)
+            if _SHAPE_ONLY[0]:
+                return torch.empty_like(x)
             return _forward(x, weight, impl)
 
     @staticmethod

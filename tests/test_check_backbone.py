@@ -1,0 +1,369 @@
+"""The backbone contract (backbones/contract.py, tools/check_backbone.py): a backbone written in
+this file, outside the repository's packages, goes the whole way (registered, configs generated,
+every check passes); broken ones are caught with the right message; bad input is one line."""
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Dict
+
+import pytest
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule, build_norm_layer
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule, ModuleList
+from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
+
+from backbones import zoo
+from backbones.cli import run_main
+from backbones.configgen import render_config, write_configs
+from backbones.contract import CHECKS, BackboneChecker, check_backbone, register_submission
+from backbones.launch import UsageError
+from backbones.registry import MODELS
+from backbones.toy import ensure_toy_data
+from contrib.lkconv import LKConvNet  # before any test patches the zoo: it registers lkconv_t
+
+ROOT = Path(__file__).resolve().parents[1]
+#: toy datasets just big enough for one batch of each task's toy config
+TOY_SIZES = {
+    'imagenet': dict(num_classes=4, train_per_class=4, val_per_class=1, img_size=32),
+    'coco': dict(train_images=2, val_images=1),
+    'ade20k': dict(train_images=4, val_images=1, min_size=64, max_size=112),
+}
+
+
+class _Stage(BaseModule):
+    """A strided conv (the down-sampling) and a residual 3x3 conv."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int, drop_path: float,
+                 norm_cfg: dict) -> None:
+        super().__init__()
+        self.down = ConvModule(in_channels, channels, stride, stride=stride, norm_cfg=norm_cfg)
+        self.conv = ConvModule(channels, channels, 3, padding=1, norm_cfg=norm_cfg)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.down(x)
+        return x + self.drop_path(self.conv(x))
+
+
+@MODELS.register_module(force=True)
+class TinyConvNet(BaseModule):
+    """A plain four-stage conv net that follows the backbone contract by hand (no DWNet)."""
+    widths = [8, 16, 32, 64]
+
+    def __init__(self,
+                 arch: str = 'tiny',
+                 in_channels: int = 3,
+                 out_indices=(3, ),
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 norm_cfg: dict = dict(type='BN'),
+                 init_cfg=None) -> None:
+        super().__init__(init_cfg)
+        assert arch == 'tiny'
+        self.num_features = list(self.widths)
+        self.out_indices = tuple(out_indices)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        rates = torch.linspace(0, drop_path_rate, 4).tolist()
+        channels = [in_channels] + self.widths
+        self.stages = ModuleList(
+            _Stage(channels[i], channels[i + 1], 4 if i == 0 else 2, rates[i], norm_cfg)
+            for i in range(4))
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.widths[i])[1])
+        self._freeze_stages()
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            modules = [self.stages[i]
+                       ] + ([getattr(self, f'norm{i}')] if i in self.out_indices else [])
+            for m in modules:
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'TinyConvNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+
+# ------------------------------------------------------------------ broken on purpose
+
+
+@MODELS.register_module(force=True)
+class WrongChannelsNet(TinyConvNet):
+    """Declares 128 channels for its last stage, which has 64."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_features = [8, 16, 32, 128]
+
+
+@MODELS.register_module(force=True)
+class UnusedParamNet(TinyConvNet):
+    """Owns a layer that forward never calls."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.unused = nn.Conv2d(8, 8, 1)
+
+
+@MODELS.register_module(force=True)
+class IgnoresFrozenStagesNet(TinyConvNet):
+
+    def _freeze_stages(self) -> None:
+        pass
+
+
+@MODELS.register_module(force=True)
+class FrozenButTrainingNet(TinyConvNet):
+    """Freezes the parameters but leaves the BatchNorm statistics of frozen stages running."""
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            for p in self.stages[i].parameters():
+                p.requires_grad = False
+        for i in self.out_indices:
+            if i <= self.frozen_stages:
+                for p in getattr(self, f'norm{i}').parameters():
+                    p.requires_grad = False
+
+
+@MODELS.register_module(force=True)
+class IgnoresNormEvalNet(TinyConvNet):
+
+    def train(self, mode: bool = True) -> 'IgnoresNormEvalNet':
+        BaseModule.train(self, mode)
+        self._freeze_stages()
+        return self
+
+
+@MODELS.register_module(force=True)
+class DenseExtrasNet(TinyConvNet):
+    """Adds a layer in dense tasks that the ImageNet checkpoint cannot fill."""
+
+    def __init__(self, out_indices=(3, ), **kwargs) -> None:
+        super().__init__(out_indices=out_indices, **kwargs)
+        if len(self.out_indices) > 1:
+            self.fuse = nn.Conv2d(64, 64, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        outs = super().forward(x)
+        return outs[:-1] + (self.fuse(outs[-1]), ) if hasattr(self, 'fuse') else outs
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def zoo_entry(monkeypatch):
+    """``register_model`` into a copy of the zoo, restored after the test."""
+    monkeypatch.setattr(zoo, '_ZOO', dict(zoo._ZOO))
+
+    def register(name: str, type_name: str) -> str:
+        zoo.register_model(name, dict(type=type_name, arch='tiny', drop_path_rate=0.1))
+        return name
+
+    return register
+
+
+@pytest.fixture(scope='module')
+def toy_data(tmp_path_factory) -> Dict[str, str]:
+    root = tmp_path_factory.mktemp('toy')
+    return {
+        task: str(ensure_toy_data(task, root, seed=0, **sizes))
+        for task, sizes in TOY_SIZES.items()
+    }
+
+
+# ------------------------------------------------------------------ the whole path
+
+
+@pytest.mark.slow
+def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo_entry, toy_data):
+    model = zoo_entry('tinyconv_t', 'TinyConvNet')
+    (tmp_path / '_base_').symlink_to(ROOT / 'configs' / '_base_', target_is_directory=True)
+    written = write_configs(model, root=str(tmp_path))
+    assert sorted(str(p.relative_to(tmp_path)) for p in written) == [
+        'ade20k/tinyconv_t_upernet.py', 'coco/tinyconv_t_cascade_maskrcnn_3x.py',
+        'coco/tinyconv_t_maskrcnn.py', 'imagenet/tinyconv_t_in1k.py'
+    ]
+
+    lines = []
+    checker = BackboneChecker(model, config_root=str(tmp_path), quick=True, toy_data=toy_data)
+    results = checker.run(report=lambda r: lines.append(r.line()))
+    assert [r.name for r in results] == [c for c in CHECKS if c != 'toy_step'] + [
+        'toy_step[imagenet]', 'toy_step[coco_maskrcnn]', 'toy_step[coco_cascade]',
+        'toy_step[ade20k]'
+    ]
+    assert all(r.status == 'pass' for r in results), '\n'.join(lines)
+    detail = {r.name: r.detail for r in results}
+    assert 'with [8, 16, 32, 64] channels = num_features' in detail['outputs']
+    assert 'only the output norms are new: norm0, norm1, norm2' in detail['checkpoint']
+    assert 'stages.0, stages.1, norm0, norm1' in detail['frozen_stages']
+    assert lines[0].startswith('PASS  build')
+
+
+def test_stale_or_missing_configs_fail_with_the_command_that_writes_them(tmp_path, zoo_entry):
+    model = zoo_entry('tinyconv_t', 'TinyConvNet')
+    checker = BackboneChecker(model, config_root=str(tmp_path), imports=['contrib.lkconv'])
+    result, = checker.run(['configs'])
+    assert result.failed and '4 missing' in result.detail
+    assert 'python tools/make_configs.py tinyconv_t --import contrib.lkconv' in result.detail
+    write_configs(model, root=str(tmp_path), imports=['contrib.lkconv'])
+    assert checker.run(['configs'])[0].status == 'pass'
+    stale = tmp_path / 'coco' / 'tinyconv_t_maskrcnn.py'
+    stale.write_text(stale.read_text().replace('drop_path_rate=0.2', 'drop_path_rate=0.1'))
+    result, = checker.run(['configs'])
+    assert result.failed and '1 out of date' in result.detail and str(stale) in result.detail
+
+
+# ------------------------------------------------------------------ broken backbones
+
+
+@pytest.mark.parametrize('type_name, check, message', [
+    ('WrongChannelsNet', 'outputs', 'output 3 has 64 channels, but num_features[3] declares 128'),
+    ('UnusedParamNet', 'gradients', '2 parameters of the classification backbone get no '
+     'gradient: unused.weight, unused.bias'),
+    ('IgnoresFrozenStagesNet', 'frozen_stages', 'frozen_stages=1 sets requires_grad=False on no '
+     'parameter'),
+    ('FrozenButTrainingNet', 'frozen_stages', 'layers of the frozen stages are in training mode'),
+    ('IgnoresNormEvalNet', 'norm_eval', 'norm_eval=True, but after train() 12 of 12 BatchNorm '
+     'layers are in training mode'),
+    ('DenseExtrasNet', 'checkpoint', '2 keys missing from the checkpoint: fuse.weight, fuse.bias'),
+])
+def test_a_broken_backbone_is_caught_with_the_reason(zoo_entry, type_name, check, message):
+    model = zoo_entry('broken_t', type_name)
+    results = check_backbone(model, [check])
+    assert [(r.name, r.status) for r in results] == [(check, 'fail')]
+    assert message in results[0].detail
+
+
+def test_checks_that_need_a_build_are_skipped_when_it_fails(zoo_entry):
+    zoo_entry('broken_t', 'TinyConvNet')
+    zoo._ZOO['broken_t']['cfg']['arch'] = 'huge'  # the constructor asserts
+    results = BackboneChecker('broken_t').run(['build', 'outputs'])
+    assert [(r.name, r.status) for r in results] == [('build', 'fail'), ('outputs', 'skip')]
+    assert results[0].detail.startswith('AssertionError')
+
+
+# ------------------------------------------------------------------ the example, the CLI
+
+
+def test_the_worked_example_is_registered_with_up_to_date_configs():
+    assert MODELS.get('LKConvNet') is LKConvNet
+    assert zoo.display_name('lkconv_t') == 'LK-DW Conv.-T'
+    assert zoo.get_properties('lkconv_t').dynamic_weights is False
+    backbone = zoo.build_backbone('lkconv_t')
+    assert {b.mixer.conv.kernel_size for s in backbone.stages for b in s.blocks} == {(13, 13)}
+    for key, suffix in [('imagenet', 'imagenet/lkconv_t_in1k.py'),
+                        ('coco_maskrcnn', 'coco/lkconv_t_maskrcnn.py'),
+                        ('coco_cascade', 'coco/lkconv_t_cascade_maskrcnn_3x.py'),
+                        ('ade20k', 'ade20k/lkconv_t_upernet.py')]:
+        text = (ROOT / 'configs' / suffix).read_text()
+        assert text == render_config('lkconv_t', key, ['contrib.lkconv'])
+        assert "custom_imports = dict(imports=['backbones', 'contrib.lkconv']" in text
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` imported by path (a subprocess would spend seconds on imports)."""
+    tools = str(ROOT / 'tools')
+    if tools not in sys.path:
+        sys.path.append(tools)  # for the tool's `import _bootstrap`; last: shadows nothing
+    spec = importlib.util.spec_from_file_location(f'_tools_{name}', ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool('check_backbone')
+
+
+def run_tool(tool, argv, capsys):
+    rc = run_main(lambda: tool.main(argv), 'check_backbone.py')
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_prints_a_line_per_check_and_exits_1_on_a_failure(tool, zoo_entry, capsys):
+    zoo_entry('tinyconv_t', 'TinyConvNet')
+    rc, out, err = run_tool(
+        tool, ['tinyconv_t', '--only', 'build', 'outputs', 'configs', '--skip', 'configs'], capsys)
+    assert rc == 0, out + err
+    assert [line.split()[0] for line in out.splitlines()[1:3]] == ['PASS', 'PASS']
+    assert 'all 2 checks passed' in out.splitlines()[-1]
+
+    rc, out, err = run_tool(
+        tool, ['wrong_t', '--backbone', "dict(type='WrongChannelsNet')", '--only', 'outputs'],
+        capsys)
+    assert rc == 1
+    assert out.splitlines()[1].startswith('FAIL  outputs')
+    assert 'declares 128' in out and '1 of 1 checks FAILED (outputs)' in out
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['no_such_model'], "unknown model 'no_such_model'"),
+    (['x_t', '--backbone', "dict(type='NoSuchNet')"], "unknown backbone type 'NoSuchNet'"),
+    (['x_t', '--backbone', 'dict(type=NoSuchNet)'], '--backbone is not a dict literal'),
+    (['lkconv_t', '--import', 'no_such_pkg.lkconv'
+      ], "cannot import 'no_such_pkg.lkconv': ModuleNotFoundError"),
+    (['lkconv_t', '--import', 'nowhere/lkconv.py'], "cannot import 'nowhere/lkconv.py': no such"),
+])
+def test_cli_bad_input_is_one_error_line_and_exit_2(tool, zoo_entry, capsys, argv, message):
+    rc, out, err = run_tool(tool, argv, capsys)
+    assert rc == 2 and not out
+    assert len(err.splitlines()) == 1 and err.startswith('check_backbone.py: error: ')
+    assert message in err
+
+
+def test_a_backbone_module_can_be_given_as_a_file(tmp_path, zoo_entry, monkeypatch, request):
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    request.addfinalizer(lambda: sys.modules.pop('filenet', None))
+    source = tmp_path / 'filenet.py'
+    source.write_text('from backbones.zoo import register_model\n'
+                      "register_model('filenet_t', dict(type='TinyConvNet', arch='tiny'))\n")
+    assert register_submission('filenet_t', [str(source)]) == ['filenet']
+    assert zoo.get_backbone_cfg('filenet_t')['type'] == 'TinyConvNet'
+    inside = register_submission('lkconv_t', [str(ROOT / 'contrib' / 'lkconv.py')])
+    assert inside == ['contrib.lkconv']  # under the repository root: its dotted name
+    with pytest.raises(UsageError, match='unknown model'):
+        register_submission('nothing_t')
+
+
+def test_make_configs_takes_a_new_backbone_and_reports_bad_input_in_one_line(
+        tmp_path, zoo_entry, capsys):
+    make_configs = load_tool('make_configs')
+    rc = make_configs.main([
+        'tiny2_t', '--backbone', "dict(type='TinyConvNet', arch='tiny')", '--import',
+        'contrib.lkconv', '--templates', 'imagenet', '--root',
+        str(tmp_path)
+    ])
+    written = tmp_path / 'imagenet' / 'tiny2_t_in1k.py'
+    assert rc == 0 and capsys.readouterr().out == f'wrote {written}\n'
+    assert "imports=['backbones', 'contrib.lkconv']" in written.read_text()
+    assert "head=dict(in_channels=64)" in written.read_text()
+    for argv, message in [(['x_t', '--import', 'no_such_pkg'], "cannot import 'no_such_pkg'"),
+                          (['x_t', '--backbone',
+                            "dict(type='NoSuchNet')"], "unknown backbone type 'NoSuchNet'")]:
+        assert make_configs.main(argv) == 2
+        out, err = capsys.readouterr()
+        assert not out and err.startswith('error: ') and message in err
+        assert len(err.splitlines()) == 1
