@@ -7,6 +7,7 @@ counting protocol).
     python tools/get_flops.py configs/coco/dwconv_t_maskrcnn.py   # any config
 """
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -91,7 +92,9 @@ def main(argv=None) -> int:
         return 2
     records = []
     for path, task, model in jobs:
-        record = measure(path, task, tuple(args.shape) if args.shape else None)
+        # the toolboxes log to stdout; keep stdout for the table / JSON
+        with contextlib.redirect_stdout(sys.stderr):
+            record = measure(path, task, tuple(args.shape) if args.shape else None)
         if model:
             record = dict(model=model, **record)
         records.append(record)
