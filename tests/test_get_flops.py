@@ -14,8 +14,8 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 def get_flops(request):
     import sys
     sys.path.insert(0, osp.join(ROOT, 'tools'))
-    spec = importlib.util.spec_from_file_location('_get_flops', osp.join(ROOT, 'tools',
-                                                                          'get_flops.py'))
+    spec = importlib.util.spec_from_file_location('_get_flops',
+                                                  osp.join(ROOT, 'tools', 'get_flops.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     request.addfinalizer(lambda: sys.path.remove(osp.join(ROOT, 'tools')))
