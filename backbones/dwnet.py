@@ -63,20 +63,30 @@ class DWBlock(BaseModule):
         mixer_bias = mixer_cfg.pop('bias', True)
         self.pad_to_multiple = pad_to_multiple
         self.with_cp = with_cp
-        self.pw_in = ConvModule(embed_dims, embed_dims, 1, bias=False, norm_cfg=norm_cfg,
-                                act_cfg=dict(type='ReLU'))
+        self.pw_in = ConvModule(
+            embed_dims, embed_dims, 1, bias=False, norm_cfg=norm_cfg, act_cfg=dict(type='ReLU'))
         with warnings.catch_warnings():  # the paper's static conv has a bias before its BN
             warnings.filterwarnings('ignore', 'Unnecessary conv bias')
-            self.mixer = ConvModule(embed_dims, embed_dims, kernel_size,
-                                    padding=kernel_size // 2, groups=embed_dims, bias=mixer_bias,
-                                    conv_cfg=mixer_cfg, norm_cfg=norm_cfg,
-                                    act_cfg=dict(type='ReLU'))
-        self.pw_out = ConvModule(embed_dims, embed_dims, 1, bias=False, norm_cfg=norm_cfg,
-                                 act_cfg=None)
+            self.mixer = ConvModule(
+                embed_dims,
+                embed_dims,
+                kernel_size,
+                padding=kernel_size // 2,
+                groups=embed_dims,
+                bias=mixer_bias,
+                conv_cfg=mixer_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=dict(type='ReLU'))
+        self.pw_out = ConvModule(
+            embed_dims, embed_dims, 1, bias=False, norm_cfg=norm_cfg, act_cfg=None)
         self.mlp_norm = build_norm_layer(norm_cfg, embed_dims)[1]
-        self.ffn = FFN(embed_dims=embed_dims, feedforward_channels=int(embed_dims * mlp_ratio),
-                       num_fcs=2, ffn_drop=drop_rate, act_cfg=dict(type='GELU'),
-                       add_identity=False)
+        self.ffn = FFN(
+            embed_dims=embed_dims,
+            feedforward_channels=int(embed_dims * mlp_ratio),
+            num_fcs=2,
+            ffn_drop=drop_rate,
+            act_cfg=dict(type='GELU'),
+            add_identity=False)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def spatial(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,8 +125,8 @@ class DWStage(BaseModule):
         self.embed_dims = embed_dims
         self.blocks = ModuleList(
             DWBlock(embed_dims, drop_path=drop_paths[i], **block_cfg) for i in range(depth))
-        self.downsample = PatchMerging(embed_dims, 2 * embed_dims, norm_cfg=dict(
-            type='LN')) if downsample else None
+        self.downsample = PatchMerging(
+            embed_dims, 2 * embed_dims, norm_cfg=dict(type='LN')) if downsample else None
 
     @property
     def out_channels(self) -> int:
@@ -149,10 +159,10 @@ class DWNet(BaseModule):
         pad_to_multiple: see :class:`DWBlock`; the official dense-task code used 7.
     """
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=96, depths=[2, 2, 6, 2],
-                                            num_heads=[3, 6, 12, 24])),
-        **dict.fromkeys(['b', 'base'], dict(embed_dims=128, depths=[2, 2, 18, 2],
-                                            num_heads=[4, 8, 16, 32])),
+        **dict.fromkeys(['t', 'tiny'],
+                        dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])),
+        **dict.fromkeys(['b', 'base'],
+                        dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])),
     }
     default_mixer: dict = dict(type='Conv2d', bias=True)
     properties: BackboneProperties
@@ -191,9 +201,13 @@ class DWNet(BaseModule):
         self.norm_eval = norm_eval
 
         self.mixer_cfg = self._stage_mixer_cfgs(mixer_cfg, norm_cfg)
-        self.patch_embed = PatchEmbed(in_channels=in_channels, embed_dims=self.embed_dims,
-                                      conv_type='Conv2d', kernel_size=patch_size,
-                                      stride=patch_size, norm_cfg=dict(type='LN'))
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels,
+            embed_dims=self.embed_dims,
+            conv_type='Conv2d',
+            kernel_size=patch_size,
+            stride=patch_size,
+            norm_cfg=dict(type='LN'))
         self.drop_after_pos = nn.Dropout(p=drop_rate)
 
         drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -201,11 +215,20 @@ class DWNet(BaseModule):
         self.num_features = []
         dims = self.embed_dims
         for i, depth in enumerate(depths):
-            block_cfg = dict(mixer_cfg=self.mixer_cfg[i], kernel_size=kernel_size,
-                             mlp_ratio=mlp_ratio, drop_rate=drop_rate, norm_cfg=norm_cfg,
-                             pad_to_multiple=pad_to_multiple, with_cp=with_cp)
-            stage = DWStage(dims, depth, downsample=i < self.num_layers - 1,
-                            drop_paths=drop_paths[:depth], block_cfg=block_cfg)
+            block_cfg = dict(
+                mixer_cfg=self.mixer_cfg[i],
+                kernel_size=kernel_size,
+                mlp_ratio=mlp_ratio,
+                drop_rate=drop_rate,
+                norm_cfg=norm_cfg,
+                pad_to_multiple=pad_to_multiple,
+                with_cp=with_cp)
+            stage = DWStage(
+                dims,
+                depth,
+                downsample=i < self.num_layers - 1,
+                drop_paths=drop_paths[:depth],
+                block_cfg=block_cfg)
             drop_paths = drop_paths[depth:]
             self.stages.append(stage)
             self.num_features.append(dims)
@@ -299,8 +322,10 @@ class DWConvNet(DWNet):
     """DW-Conv: a static 7x7 depth-wise convolution (with bias) in place of window attention."""
     default_mixer = dict(type='Conv2d', bias=True)
     properties = BackboneProperties(
-        sparse_connectivity=True, weight_sharing_across_channels=False,
-        weight_sharing_across_positions=True, dynamic_weights=False)
+        sparse_connectivity=True,
+        weight_sharing_across_channels=False,
+        weight_sharing_across_positions=True,
+        dynamic_weights=False)
 
 
 @MODELS.register_module()
@@ -308,8 +333,10 @@ class DynamicDWConvNet(DWNet):
     """D-DW-Conv: kernels predicted per sample and channel from the pooled input."""
     default_mixer = dict(type='DynamicDWConv', bias=True, reduction=4, norm_cfg=None)
     properties = BackboneProperties(
-        sparse_connectivity=True, weight_sharing_across_channels=False,
-        weight_sharing_across_positions=True, dynamic_weights=True)
+        sparse_connectivity=True,
+        weight_sharing_across_channels=False,
+        weight_sharing_across_positions=True,
+        dynamic_weights=True)
 
 
 @MODELS.register_module()
@@ -319,14 +346,18 @@ class IDynamicNet(DWNet):
     ``mixer_cfg=dict(kernel_groups=[3, 6, 12, 24])`` gives the setting whose FLOPs match the
     paper's table (G = number of heads) instead of the official code's G = 32.
     """
-    default_mixer = dict(type='IDynamicDWConv', bias=False, kernel_groups=32, reduction=4,
-                         norm_cfg=None)
+    default_mixer = dict(
+        type='IDynamicDWConv', bias=False, kernel_groups=32, reduction=4, norm_cfg=None)
     properties = BackboneProperties(
-        sparse_connectivity=True, weight_sharing_across_channels=True,
-        weight_sharing_across_positions=False, dynamic_weights=True)
+        sparse_connectivity=True,
+        weight_sharing_across_channels=True,
+        weight_sharing_across_positions=False,
+        dynamic_weights=True)
 
 
 def mixer_types() -> Dict[str, str]:
     """Registered DW-family backbone name -> mixer type (for docs and tools)."""
-    return {cls.__name__: cls.default_mixer['type']
-            for cls in (DWConvNet, DynamicDWConvNet, IDynamicNet)}
+    return {
+        cls.__name__: cls.default_mixer['type']
+        for cls in (DWConvNet, DynamicDWConvNet, IDynamicNet)
+    }

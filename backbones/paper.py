@@ -20,12 +20,18 @@ _ROWS = {
 PAPER: Dict[str, Dict[str, float]] = {m: dict(zip(_COLUMNS, v)) for m, v in _ROWS.items()}
 
 #: ImageNet-22k pre-training (second table): ImageNet-1k top-1 after fine-tuning, ADE20K mIoU.
-PAPER_IN22K = {'swin_b': dict(top1=85.2, miou=49.4), 'dwconv_b': dict(top1=84.8, miou=50.1),
-               'ddwconv_b': dict(top1=85.0, miou=49.6)}
+PAPER_IN22K = {
+    'swin_b': dict(top1=85.2, miou=49.4),
+    'dwconv_b': dict(top1=84.8, miou=50.1),
+    'ddwconv_b': dict(top1=85.0, miou=49.6)
+}
 
 #: (params key, FLOPs key) per task
-TASK_KEYS = {'imagenet': ('in_params', 'in_flops'), 'coco': ('coco_params', 'coco_flops'),
-             'ade20k': ('ade_params', 'ade_flops')}
+TASK_KEYS = {
+    'imagenet': ('in_params', 'in_flops'),
+    'coco': ('coco_params', 'coco_flops'),
+    'ade20k': ('ade_params', 'ade_flops')
+}
 
 
 def paper_complexity(model: str, task: str) -> Optional[Dict[str, float]]:

@@ -21,8 +21,12 @@ from mmengine.registry import HOOKS
 SCHEMA = 1
 #: metric names of mmpretrain / mmdet / mmseg -> record names (all in percent)
 METRIC_NAMES = {
-    'accuracy/top1': ('top1', 1.), 'accuracy/top5': ('top5', 1.), 'real/top1': ('real_top1', 1.),
-    'coco/bbox_mAP': ('ap_box', 100.), 'coco/segm_mAP': ('ap_mask', 100.), 'mIoU': ('miou', 1.),
+    'accuracy/top1': ('top1', 1.),
+    'accuracy/top5': ('top5', 1.),
+    'real/top1': ('real_top1', 1.),
+    'coco/bbox_mAP': ('ap_box', 100.),
+    'coco/segm_mAP': ('ap_mask', 100.),
+    'mIoU': ('miou', 1.),
 }
 
 
@@ -40,8 +44,11 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def git_commit(repo: Optional[str] = None) -> str:
     try:
-        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo or os.getcwd(),
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(['git', 'rev-parse', 'HEAD'],
+                             cwd=repo or os.getcwd(),
+                             capture_output=True,
+                             text=True,
+                             timeout=10)
         return out.stdout.strip() or 'unknown'
     except (OSError, subprocess.SubprocessError):
         return 'unknown'
@@ -96,8 +103,10 @@ class ResultRecordHook(Hook):
         record = dict(schema=SCHEMA, **self.record)
         record.update(
             metrics=normalise_metrics(self.metrics),
-            raw_metrics={k: float(v) for k, v in self.metrics.items()
-                         if isinstance(v, (int, float))},
+            raw_metrics={
+                k: float(v)
+                for k, v in self.metrics.items() if isinstance(v, (int, float))
+            },
             world_size=get_world_size(),
             seed=runner.seed,
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),

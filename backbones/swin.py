@@ -17,8 +17,10 @@ class SwinNet(SwinTransformer):
     computed per query position: dynamic and inhomogeneous.
     """
     properties = BackboneProperties(
-        sparse_connectivity=True, weight_sharing_across_channels=True,
-        weight_sharing_across_positions=False, dynamic_weights=True)
+        sparse_connectivity=True,
+        weight_sharing_across_channels=True,
+        weight_sharing_across_positions=False,
+        dynamic_weights=True)
     #: dense inputs: pad small maps to the window instead of shrinking the window
     dense_task_cfg = dict(pad_small_map=True)
 

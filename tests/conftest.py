@@ -17,3 +17,14 @@ import backbones  # noqa: E402,F401  (registers everything)
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """A test that builds a Runner leaves mmengine's current DefaultScope behind (e.g.
+    'mmengine'), and later bare builds would look in that registry; undo it after each test."""
+    from mmengine.registry import DefaultScope
+    before = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(before)

@@ -38,11 +38,16 @@ class _Data(torch.utils.data.Dataset):
 
 def _runner(work_dir, epochs, resume=False):
     return Runner(
-        model=_TinyModel(), work_dir=str(work_dir),
-        train_dataloader=dict(dataset=_Data(), sampler=dict(type='DefaultSampler', shuffle=True),
-                              batch_size=4, num_workers=0),
+        model=_TinyModel(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(
+            dataset=_Data(),
+            sampler=dict(type='DefaultSampler', shuffle=True),
+            batch_size=4,
+            num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-        train_cfg=dict(by_epoch=True, max_epochs=epochs), resume=resume,
+        train_cfg=dict(by_epoch=True, max_epochs=epochs),
+        resume=resume,
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         randomness=dict(seed=0))
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
 
 from backbones import build_backbone
@@ -323,11 +324,16 @@ def our_backbone(family: str, **kwargs) -> nn.Module:
 
 def our_classifier(family: str) -> nn.Module:
     backbone = our_backbone(family)
-    return ImageClassifier(
-        backbone=backbone,
-        neck=dict(type='GlobalAveragePooling'),
-        head=dict(
-            type='LinearClsHead', num_classes=NUM_CLASSES, in_channels=backbone.num_features[-1]))
+    # the scope, whatever an earlier test left as the default: the classifier builds its parts
+    # (data preprocessor, neck, head) from the default scope's registry
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return ImageClassifier(
+            backbone=backbone,
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(
+                type='LinearClsHead',
+                num_classes=NUM_CLASSES,
+                in_channels=backbone.num_features[-1]))
 
 
 def overrides(family: str) -> str:

@@ -299,6 +299,9 @@ def test_importing_ops_does_not_import_triton():
         assert 'triton' not in sys.modules, 'triton was imported'
         assert not any(m.startswith(('mmcv', 'mmengine')) for m in sys.modules), 'mm* imported'
     ''')
-    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, '-c', code],
+                          cwd=ROOT,
+                          capture_output=True,
+                          text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,6 +1,5 @@
 """ReaLAccuracy: ImageNet-ReaL top-1 on hand-built samples and through mmengine's Evaluator."""
 from __future__ import annotations
-
 import json
 import math
 import random
@@ -34,12 +33,18 @@ def _hand_top1(preds: List[int]) -> float:
     return 100.0 * sum(counted) / len(counted)
 
 
-def _sample(number: int, pred: int, *, sample_idx: Optional[int] = None,
-            with_score: bool = True, folder: str = 'n01440764') -> dict:
+def _sample(number: int,
+            pred: int,
+            *,
+            sample_idx: Optional[int] = None,
+            with_score: bool = True,
+            folder: str = 'n01440764') -> dict:
     """A data sample as mmengine's Evaluator hands it to metrics (DataSample.to_dict())."""
-    d = dict(img_path=f'data/imagenet/val/{folder}/ILSVRC2012_val_{number:08d}.JPEG',
-             sample_idx=number - 1 if sample_idx is None else sample_idx,
-             gt_label=torch.tensor([0]), pred_label=torch.tensor([pred]))
+    d = dict(
+        img_path=f'data/imagenet/val/{folder}/ILSVRC2012_val_{number:08d}.JPEG',
+        sample_idx=number - 1 if sample_idx is None else sample_idx,
+        gt_label=torch.tensor([0]),
+        pred_label=torch.tensor([pred]))
     if with_score:
         score = torch.full((NUM_CLASSES, ), 0.01)
         score[pred] = 0.9
@@ -75,8 +80,9 @@ def test_second_label_counts_and_wrong_label_does_not(real_file):
 
 
 def test_empty_label_images_are_skipped(real_file):
-    base = _run(ReaLAccuracy(real_file=real_file),
-                [_sample(i + 1, p) for i, p in enumerate(PREDS)])['real/top1']
+    base = _run(
+        ReaLAccuracy(real_file=real_file),
+        [_sample(i + 1, p) for i, p in enumerate(PREDS)])['real/top1']
     # Any prediction on the empty-label images 3 and 6 leaves the result unchanged ...
     for pred in range(NUM_CLASSES):
         preds = list(PREDS)
@@ -160,8 +166,8 @@ def test_registered_in_root_and_found_from_mmpretrain_scope(real_file):
     built = METRICS.build(dict(type='ReaLAccuracy', real_file=real_file, _scope_='mmpretrain'))
     assert isinstance(built, ReaLAccuracy)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        assert isinstance(METRICS.build(dict(type='ReaLAccuracy', real_file=real_file)),
-                          ReaLAccuracy)
+        assert isinstance(
+            METRICS.build(dict(type='ReaLAccuracy', real_file=real_file)), ReaLAccuracy)
 
 
 def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
@@ -174,12 +180,21 @@ def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
 
     from backbones.toy import ensure_toy_data
 
-    root = ensure_toy_data('imagenet', tmp_path, seed=5, num_classes=4, train_per_class=1,
-                           val_per_class=12, img_size=32)
+    root = ensure_toy_data(
+        'imagenet',
+        tmp_path,
+        seed=5,
+        num_classes=4,
+        train_per_class=1,
+        val_per_class=12,
+        img_size=32)
     real = json.loads((root / 'real.json').read_text())
     classes = (root / 'meta' / 'classes.txt').read_text().splitlines()
-    ds = ImageNet(data_root=str(root), split='val', metainfo=dict(classes=classes),
-                  pipeline=[LoadImageFromFile(), PackInputs()])
+    ds = ImageNet(
+        data_root=str(root),
+        split='val',
+        metainfo=dict(classes=classes),
+        pipeline=[LoadImageFromFile(), PackInputs()])
     assert len(ds) == len(real) == 48
     assert any(len(r) == 2 for r in real) and any(not r for r in real)
 
@@ -202,8 +217,10 @@ def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
         gts.append(gt)
 
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        evaluator = Evaluator([dict(type='Accuracy', topk=(1, )),
-                               dict(type='ReaLAccuracy', real_file=str(root / 'real.json'))])
+        evaluator = Evaluator([
+            dict(type='Accuracy', topk=(1, )),
+            dict(type='ReaLAccuracy', real_file=str(root / 'real.json'))
+        ])
     evaluator.dataset_meta = ds.metainfo
     # Two batches, the second first: the order of evaluation must not matter.
     evaluator.process(samples[24:])

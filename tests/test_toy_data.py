@@ -1,6 +1,5 @@
 """Toy datasets: determinism, idempotence, atomicity, real OpenMMLab loading, checks."""
 from __future__ import annotations
-
 import importlib.util
 import json
 import shutil
@@ -12,8 +11,7 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from backbones.toy import DatasetError, check_dataset, ensure_toy_data
-from backbones.toy import _common
+from backbones.toy import DatasetError, _common, check_dataset, ensure_toy_data
 from backbones.toy.ade20k import CLASSES as ADE_TOY_CLASSES
 from backbones.toy.coco import CLASSES as COCO_CLASSES
 
@@ -29,8 +27,10 @@ TASKS = tuple(SIZES)
 
 
 def _files(root: Path) -> Dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob('*'))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob('*')) if p.is_file()
+    }
 
 
 def _mtimes(root: Path) -> Dict[str, int]:
@@ -47,10 +47,12 @@ def toy(tmp_path_factory) -> Dict[str, Path]:
 @pytest.fixture
 def copy_of(toy, tmp_path):
     """A private copy of a shared dataset, for tests that break it."""
+
     def _copy(task: str) -> Path:
         dst = tmp_path / task
         shutil.copytree(toy[task], dst)
         return dst
+
     return _copy
 
 
@@ -115,8 +117,7 @@ def test_killed_generation_leaves_no_complete_looking_dataset(tmp_path, monkeypa
     monkeypatch.setattr(ade20k, 'render_scene', real_render)
     path = ensure_toy_data('ade20k', tmp_path, **SIZES['ade20k'])
     check_dataset('ade20k', path)
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith('.lock')) == [
-        'ade20k']
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith('.lock')) == ['ade20k']
 
 
 def test_damaged_dataset_with_valid_stamp_is_regenerated(copy_of, tmp_path):
@@ -137,8 +138,8 @@ def test_unknown_task_and_size_are_rejected(tmp_path):
 
 
 def test_cli_prints_what_it_wrote(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location('make_toy_data', REPO / 'tools' /
-                                                  'make_toy_data.py')
+    spec = importlib.util.spec_from_file_location('make_toy_data',
+                                                  REPO / 'tools' / 'make_toy_data.py')
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     assert cli.main(['--task', 'ade20k', '--root', str(tmp_path), '--seed', '2']) == 0
@@ -178,8 +179,9 @@ def test_imagenet_layout_real_labels_and_mmpretrain_dataset(toy):
         item = ds[0]  # default pipeline is empty: the info dict itself
         assert 'img_path' in item
     # ``classes`` may also be the class file itself.
-    assert ImageNet(data_root=str(root), split='val',
-                    classes=str(root / "meta" / "classes.txt")).CLASSES == tuple(classes)
+    assert ImageNet(
+        data_root=str(root), split='val',
+        classes=str(root / "meta" / "classes.txt")).CLASSES == tuple(classes)
     # Folder mode (no ann file) gives the same labels: wnids sort in label order.
     folder_ds = ImageNet(data_root=str(root), data_prefix='val', metainfo=dict(classes=classes))
     by_path = {d['img_path']: d['gt_label'] for d in folder_ds}
@@ -212,8 +214,7 @@ def test_imagenet_real_label_kinds_occur_at_default_size():
 def _coco_pipeline():
     from mmcv.transforms import LoadImageFromFile
     from mmdet.datasets.transforms import LoadAnnotations, PackDetInputs
-    return [LoadImageFromFile(), LoadAnnotations(with_bbox=True, with_mask=True),
-            PackDetInputs()]
+    return [LoadImageFromFile(), LoadAnnotations(with_bbox=True, with_mask=True), PackDetInputs()]
 
 
 def test_coco_json_and_masks(toy):
@@ -261,9 +262,13 @@ def test_coco_loads_in_mmdet_and_cocometric_scores_perfect_predictions(toy):
     from mmengine.structures import InstanceData
 
     root = toy['coco']
-    ds = CocoDataset(data_root=str(root), ann_file='annotations/instances_val2017.json',
-                     data_prefix=dict(img='val2017/'), metainfo=dict(classes=COCO_CLASSES),
-                     pipeline=_coco_pipeline(), test_mode=True)
+    ds = CocoDataset(
+        data_root=str(root),
+        ann_file='annotations/instances_val2017.json',
+        data_prefix=dict(img='val2017/'),
+        metainfo=dict(classes=COCO_CLASSES),
+        pipeline=_coco_pipeline(),
+        test_mode=True)
     assert len(ds) == SIZES['coco']['val_images']
     gt = json.loads((root / 'annotations' / 'instances_val2017.json').read_text())
 
@@ -277,10 +282,12 @@ def test_coco_loads_in_mmdet_and_cocometric_scores_perfect_predictions(toy):
             masks = torch.from_numpy(inst.masks.to_ndarray()).bool()
             if shift:
                 masks = torch.roll(masks, int(shift), dims=2)
-            pred = InstanceData(bboxes=boxes, labels=inst.labels,
-                                scores=torch.ones(len(inst)), masks=masks)
-            samples.append(dict(img_id=sample.img_id, ori_shape=sample.ori_shape,
-                                pred_instances=pred.to_dict()))
+            pred = InstanceData(
+                bboxes=boxes, labels=inst.labels, scores=torch.ones(len(inst)), masks=masks)
+            samples.append(
+                dict(
+                    img_id=sample.img_id, ori_shape=sample.ori_shape,
+                    pred_instances=pred.to_dict()))
         return samples
 
     first = ds[0]['data_samples']
@@ -290,8 +297,8 @@ def test_coco_loads_in_mmdet_and_cocometric_scores_perfect_predictions(toy):
 
     results = {}
     for shift in (0.0, 12.0):
-        metric = CocoMetric(ann_file=str(root / 'annotations' / 'instances_val2017.json'),
-                            metric=['bbox', 'segm'])
+        metric = CocoMetric(
+            ann_file=str(root / 'annotations' / 'instances_val2017.json'), metric=['bbox', 'segm'])
         metric.dataset_meta = ds.metainfo
         metric.process({}, predict(shift))
         results[shift] = metric.evaluate(len(ds))
@@ -312,11 +319,12 @@ def test_ade20k_loads_in_mmseg(toy, restrict):
 
     root = toy['ade20k']
     kwargs = dict(metainfo=dict(classes=ADE_TOY_CLASSES)) if restrict else {}
-    ds = ADE20KDataset(data_root=str(root),
-                       data_prefix=dict(img_path='images/validation',
-                                        seg_map_path='annotations/validation'),
-                       pipeline=[LoadImageFromFile(), LoadAnnotations(), PackSegInputs()],
-                       **kwargs)
+    ds = ADE20KDataset(
+        data_root=str(root),
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        pipeline=[LoadImageFromFile(), LoadAnnotations(),
+                  PackSegInputs()],
+        **kwargs)
     assert len(ds) == SIZES['ade20k']['val_images']
     assert len(ds.metainfo['classes']) == (len(ADE_TOY_CLASSES) if restrict else 150)
     assert ds.metainfo['classes'][:len(ADE_TOY_CLASSES)] == ADE_TOY_CLASSES
@@ -391,8 +399,8 @@ def test_check_missing_and_broken_coco_json(copy_of):
     with pytest.raises(DatasetError, match=r'lacks the "images", "annotations"'):
         check_dataset('coco', path)
     ann.unlink()
-    with pytest.raises(DatasetError,
-                       match=r'annotation file annotations/instances_val2017.json is missing'):
+    with pytest.raises(
+            DatasetError, match=r'annotation file annotations/instances_val2017.json is missing'):
         check_dataset('coco', path)
 
 

@@ -24,15 +24,19 @@ TASKS = list(TASK_INPUT_HW)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('configs', nargs='*', help='config files to count')
     parser.add_argument('--all', action='store_true', help='all zoo models x all tasks')
     parser.add_argument('--models', nargs='+', help='zoo names (default with --all: all)')
     parser.add_argument('--tasks', nargs='+', choices=TASKS, default=TASKS)
     parser.add_argument('--json', action='store_true', help='print JSON records')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size instead of the task setting')
+    parser.add_argument(
+        '--shape',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='input size instead of the task setting')
     return parser.parse_args(argv)
 
 
@@ -47,8 +51,12 @@ def measure(path: Path, task: str, shape: Optional[tuple]) -> dict:
     from mmengine.config import Config
     cfg = Config.fromfile(str(path))
     result = task_complexity(cfg.model.to_dict(), task, shape)
-    return dict(config=str(path), task=task, params_m=round(result.params_m, 3),
-                gflops=round(result.gflops, 3), input_hw=list(shape or TASK_INPUT_HW[task]))
+    return dict(
+        config=str(path),
+        task=task,
+        params_m=round(result.params_m, 3),
+        gflops=round(result.gflops, 3),
+        input_hw=list(shape or TASK_INPUT_HW[task]))
 
 
 def format_table(records: List[dict]) -> str:
@@ -83,8 +91,9 @@ def main(argv=None) -> int:
             for task in args.tasks:
                 path = config_path(model, TABLE_TEMPLATE[task])
                 if not path.is_file():
-                    print(f'error: {path} missing: run tools/make_configs.py {model}',
-                          file=sys.stderr)
+                    print(
+                        f'error: {path} missing: run tools/make_configs.py {model}',
+                        file=sys.stderr)
                     return 2
                 jobs.append((path, task, model))
     if not jobs:
@@ -99,8 +108,9 @@ def main(argv=None) -> int:
             record = dict(model=model, **record)
         records.append(record)
         if not args.json:
-            print(f'counted {path} ({record["params_m"]:.2f}M, {record["gflops"]:.2f}G)',
-                  file=sys.stderr)
+            print(
+                f'counted {path} ({record["params_m"]:.2f}M, {record["gflops"]:.2f}G)',
+                file=sys.stderr)
     print(json.dumps(records, indent=1) if args.json else format_table(records))
     return 0
 

@@ -4,7 +4,6 @@ Usage: python tools/make_toy_data.py [--task all|imagenet|coco|ade20k]
                                      [--root data/toy] [--seed 0] [--force]
 """
 from __future__ import annotations
-
 import argparse
 import json
 import sys

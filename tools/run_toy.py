@@ -26,14 +26,14 @@ TASK_CONFIGS = {
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=T_MODELS)
-    parser.add_argument('--tasks', nargs='+', default=list(TASK_CONFIGS),
-                        choices=list(TASK_CONFIGS))
+    parser.add_argument(
+        '--tasks', nargs='+', default=list(TASK_CONFIGS), choices=list(TASK_CONFIGS))
     parser.add_argument('--work-dirs', default='work_dirs/toy')
-    parser.add_argument('--rerun', action='store_true',
-                        help='train again even where a result record exists')
+    parser.add_argument(
+        '--rerun', action='store_true', help='train again even where a result record exists')
     return parser.parse_args(argv)
 
 
@@ -49,17 +49,25 @@ def main(argv=None) -> int:
         config = TASK_CONFIGS[task].format(model)
         work_dir = Path(args.work_dirs) / task / Path(config).stem
         if (work_dir / 'result.json').is_file() and not args.rerun:
-            print(f'[toy {i}/{len(jobs)}] {model} {task}: done before ({work_dir}/result.json)',
-                  flush=True)
+            print(
+                f'[toy {i}/{len(jobs)}] {model} {task}: done before ({work_dir}/result.json)',
+                flush=True)
             continue
-        print(f'[toy {i}/{len(jobs)}] {model} {task}: training {config} '
-              f'({time.time() - start:.0f}s elapsed)', flush=True)
+        print(
+            f'[toy {i}/{len(jobs)}] {model} {task}: training {config} '
+            f'({time.time() - start:.0f}s elapsed)',
+            flush=True)
         t0 = time.time()
         log = work_dir.parent / f'{Path(config).stem}.log'
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, 'w') as f:
-            proc = subprocess.run([sys.executable, str(HERE / 'train.py'), config, '--toy',
-                                   '--work-dir', str(work_dir)], cwd=ROOT, stdout=f,
+            proc = subprocess.run([
+                sys.executable,
+                str(HERE / 'train.py'), config, '--toy', '--work-dir',
+                str(work_dir)
+            ],
+                                  cwd=ROOT,
+                                  stdout=f,
                                   stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             failed.append((model, task, log))
@@ -67,9 +75,12 @@ def main(argv=None) -> int:
         else:
             print(f'    done in {time.time() - t0:.0f}s', flush=True)
     print(f'[toy] all runs finished in {time.time() - start:.0f}s', flush=True)
-    board = subprocess.run([sys.executable, str(HERE / 'leaderboard.py'), '--work-dirs',
-                            args.work_dirs, '--out', str(Path(args.work_dirs) / 'leaderboard'),
-                            '--toy'], cwd=ROOT)
+    board = subprocess.run([
+        sys.executable,
+        str(HERE / 'leaderboard.py'), '--work-dirs', args.work_dirs, '--out',
+        str(Path(args.work_dirs) / 'leaderboard'), '--toy'
+    ],
+                           cwd=ROOT)
     for model, task, log in failed:
         print(f'[toy] FAILED: {model} {task} (log: {log})', file=sys.stderr)
     return 1 if failed or board.returncode else 0

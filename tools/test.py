@@ -8,26 +8,29 @@ ReaL, mmdet CocoMetric, mmseg IoUMetric).
 import argparse
 import os.path as osp
 import sys
+import warnings
 
 import _bootstrap  # noqa: F401
 
-from backbones.cli import run_main
+# mmengine imports pkg_resources: keep its deprecation notice off the error stream
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated', category=UserWarning)
+from backbones.cli import run_main  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where to save logs and the result record')
     parser.add_argument('--toy', action='store_true', help='evaluate on the built-in toy data')
+    parser.add_argument('--toy-data', help='toy dataset folder (default: data/toy/<task>)')
     parser.add_argument('--tta', action='store_true', help='multi-scale / flip test')
     parser.add_argument('--seed', type=int, default=None)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config keys, xxx=yyy')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, help='override config keys, xxx=yyy')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
 

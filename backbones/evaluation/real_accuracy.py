@@ -11,7 +11,6 @@ list; images with an empty list are left out of both numerator and
 denominator.
 """
 from __future__ import annotations
-
 import json
 import math
 import os.path as osp
@@ -112,8 +111,7 @@ class ReaLAccuracy(BaseMetric):
 
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         for data_sample in data_samples:
-            self.results.append(dict(index=self.real_index(data_sample),
-                                     pred=_top1(data_sample)))
+            self.results.append(dict(index=self.real_index(data_sample), pred=_top1(data_sample)))
 
     def compute_metrics(self, results: List[dict]) -> dict:
         evaluated = [r for r in results if self.real_labels[r['index']]]

@@ -30,13 +30,17 @@ class DynamicDWConv(DepthwiseMixer):
                  reduction: int = 4,
                  norm_cfg: Optional[dict] = None,
                  impl: str = 'auto') -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         channels, k = in_channels, kernel_size
         self.impl = impl
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = ConvModule(channels, channels // reduction, 1, bias=False,
-                                 norm_cfg=norm_cfg or dict(type='BN'), act_cfg=dict(type='ReLU'))
+        self.reduce = ConvModule(
+            channels,
+            channels // reduction,
+            1,
+            bias=False,
+            norm_cfg=norm_cfg or dict(type='BN'),
+            act_cfg=dict(type='ReLU'))
         self.kernel_gen = nn.Conv2d(channels // reduction, channels * k * k, 1)
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
 

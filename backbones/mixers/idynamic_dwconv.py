@@ -35,8 +35,7 @@ class IDynamicDWConv(DepthwiseMixer):
                  reduction: int = 4,
                  norm_cfg: Optional[dict] = None,
                  impl: str = 'auto') -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         if bias:
             raise ValueError('IDynamicDWConv has no bias (as in the paper)')
         if in_channels % kernel_groups:
@@ -45,8 +44,13 @@ class IDynamicDWConv(DepthwiseMixer):
         channels, k = in_channels, kernel_size
         self.kernel_groups = kernel_groups
         self.impl = impl
-        self.reduce = ConvModule(channels, channels // reduction, 1, bias=True,
-                                 norm_cfg=norm_cfg or dict(type='BN'), act_cfg=dict(type='ReLU'))
+        self.reduce = ConvModule(
+            channels,
+            channels // reduction,
+            1,
+            bias=True,
+            norm_cfg=norm_cfg or dict(type='BN'),
+            act_cfg=dict(type='ReLU'))
         self.kernel_gen = nn.Conv2d(channels // reduction, k * k * kernel_groups, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,6 @@ datasets, pipelines and evaluators; see the module docstrings of
 :mod:`.imagenet`, :mod:`.coco` and :mod:`.ade20k` for the layouts.
 """
 from __future__ import annotations
-
 from pathlib import Path
 from typing import Callable, Dict
 
@@ -15,8 +14,10 @@ from .checks import DatasetError, check_dataset
 from .coco import ensure_coco
 from .imagenet import ensure_imagenet
 
-__all__ = ['TASKS', 'DatasetError', 'check_dataset', 'ensure_toy_data', 'ensure_imagenet',
-           'ensure_coco', 'ensure_ade20k']
+__all__ = [
+    'TASKS', 'DatasetError', 'check_dataset', 'ensure_toy_data', 'ensure_imagenet', 'ensure_coco',
+    'ensure_ade20k'
+]
 
 TASKS: Dict[str, Callable[..., Path]] = {
     'imagenet': ensure_imagenet,
@@ -25,8 +26,11 @@ TASKS: Dict[str, Callable[..., Path]] = {
 }
 
 
-def ensure_toy_data(task: str, root: str | Path = 'data/toy', seed: int = 0,
-                    force: bool = False, **sizes: int) -> Path:
+def ensure_toy_data(task: str,
+                    root: str | Path = 'data/toy',
+                    seed: int = 0,
+                    force: bool = False,
+                    **sizes: int) -> Path:
     """Generate the toy dataset of ``task`` under ``root`` unless it is already there.
 
     Returns ``Path(root) / task`` (relative if ``root`` is).  ``sizes`` are

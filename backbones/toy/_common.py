@@ -7,7 +7,6 @@ stamp (written last) records the generator, its version and parameters;
 :func:`ensure_built` regenerates only when the stamp is missing or differs.
 """
 from __future__ import annotations
-
 import contextlib
 import fcntl
 import json
@@ -165,7 +164,11 @@ def write_json(obj: Any, path: Path) -> None:
         json.dump(obj, f, separators=(',', ':'))
 
 
-def shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float,
+def shape_polygon(kind: str,
+                  cx: float,
+                  cy: float,
+                  r: float,
+                  angle: float,
                   n_circle: int = 32) -> np.ndarray:
     """Outline of a filled shape as an (N, 2) array of x, y points.
 
@@ -184,7 +187,8 @@ def shape_polygon(kind: str, cx: float, cy: float, r: float, angle: float,
     elif kind == 'cross':
         a, b = 1.0, 0.33  # arm half-length and half-width (before scaling)
         pts = np.array([(b, -a), (b, -b), (a, -b), (a, b), (b, b), (b, a), (-b, a), (-b, b),
-                        (-a, b), (-a, -b), (-b, -b), (-b, -a)], dtype=np.float64) / np.hypot(a, b)
+                        (-a, b), (-a, -b), (-b, -b), (-b, -a)],
+                       dtype=np.float64) / np.hypot(a, b)
     else:
         raise ValueError(f'unknown shape kind {kind!r}')
     if kind != 'circle':
@@ -203,4 +207,4 @@ def polygon_mask(points: np.ndarray, h: int, w: int) -> np.ndarray:
 
 def disc_mask(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
-    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+    return (xx + 0.5 - cx)**2 + (yy + 0.5 - cy)**2 <= r * r

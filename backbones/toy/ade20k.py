@@ -20,7 +20,6 @@ colour range and texture, with random geometry; image sizes are random and
 non-square within ``[min_size, max_size]``.
 """
 from __future__ import annotations
-
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -70,7 +69,7 @@ def _clutter(rng: np.random.Generator, c: _Canvas, n: int) -> None:
         rx, ry = rng.uniform(0.04, 0.12, 2) * np.array([c.w, c.h])
         cx, cy = rng.uniform(0, c.w), rng.uniform(0.2 * c.h, c.h)
         if rng.random() < 0.5:
-            m = ((c.xx - cx) / rx) ** 2 + ((c.yy - cy) / ry) ** 2 <= 1
+            m = ((c.xx - cx) / rx)**2 + ((c.yy - cy) / ry)**2 <= 1
         else:
             m = (np.abs(c.xx - cx) <= rx) & (np.abs(c.yy - cy) <= ry)
         colour = rng.uniform(30, 230, 3)
@@ -80,10 +79,11 @@ def _clutter(rng: np.random.Generator, c: _Canvas, n: int) -> None:
 def _outdoor(rng: np.random.Generator, c: _Canvas) -> None:
     h, w = c.h, c.w
     horizon = h * rng.uniform(0.35, 0.6)
-    wave = horizon + h * 0.04 * np.sin(c.xx / w * 2 * np.pi * rng.uniform(0.5, 2)
-                                       + rng.uniform(0, 2 * np.pi))
-    sky = jitter_colour(rng, (120, 170, 235), 20) + (c.yy / h)[..., None] * np.array(
-        [60, 40, 10]) + 12 * (smooth_noise(rng, h, w, 3)[..., None] - 0.5)
+    wave = horizon + h * 0.04 * np.sin(c.xx / w * 2 * np.pi * rng.uniform(0.5, 2) +
+                                       rng.uniform(0, 2 * np.pi))
+    sky = jitter_colour(rng, (120, 170, 235),
+                        20) + (c.yy / h)[..., None] * np.array([60, 40, 10]) + 12 * (
+                            smooth_noise(rng, h, w, 3)[..., None] - 0.5)
     c.paint(c.yy < wave, sky, SKY)
     ground = c.texture(rng, (150, 120, 85), 25, 50, 10)
     ground += 10 * np.sin(c.yy * rng.uniform(0.4, 0.9))[..., None]  # furrows
@@ -104,7 +104,7 @@ def _outdoor(rng: np.random.Generator, c: _Canvas) -> None:
         foot = horizon + h * rng.uniform(0.05, 0.3)
         cy = foot - r * rng.uniform(1.4, 2.0)
         trunk = (np.abs(c.xx - cx) < r * 0.18) & (c.yy > cy) & (c.yy < foot)
-        canopy = ((c.xx - cx) / r) ** 2 + ((c.yy - cy) / (r * 1.2)) ** 2 <= 1
+        canopy = ((c.xx - cx) / r)**2 + ((c.yy - cy) / (r * 1.2))**2 <= 1
         leaves = c.texture(rng, (50, 125, 45), 20, 60, 14)
         leaves[trunk & ~canopy] = jitter_colour(rng, (95, 65, 40), 10)
         c.paint(canopy | trunk, leaves, TREE)
@@ -168,13 +168,17 @@ def ensure_ade20k(root: str | Path, seed: int = 0, force: bool = False, **sizes:
             or params['max_size'] < params['min_size'] + 16:
         raise ValueError(f'ade20k sizes invalid (need >= 1 image per split, min_size >= 32, '
                          f'max_size >= min_size + 16): {params}')
-    identity = dict(generator=GENERATOR, version=VERSION, task='ade20k', seed=int(seed),
-                    params=params)
+    identity = dict(
+        generator=GENERATOR, version=VERSION, task='ade20k', seed=int(seed), params=params)
 
     def verify(path: Path) -> None:
         from .checks import check_dataset
         check_dataset('ade20k', path, num_classes=len(CLASSES))
 
-    path, _ = ensure_built(Path(root), identity, lambda out: _build(out, int(seed), **params),
-                           force=force, verify=verify)
+    path, _ = ensure_built(
+        Path(root),
+        identity,
+        lambda out: _build(out, int(seed), **params),
+        force=force,
+        verify=verify)
     return path

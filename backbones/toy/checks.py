@@ -7,7 +7,6 @@ existence, parse annotation files and read label maps (a sample of them when
 there are many); they do not decode images.
 """
 from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Any, Iterable, List, Optional, Sequence
@@ -57,8 +56,9 @@ def _require_dir(task: str, root: Path, rel: str, what: str) -> Path:
 def _report_missing(task: str, root: Path, source: str, missing: List[str], total: int,
                     what: str) -> None:
     if missing:
-        _fail(task, root, f'{len(missing)} of {total} {what} listed in {source} do not exist '
-                          f'(first: {missing[0]})')
+        _fail(
+            task, root, f'{len(missing)} of {total} {what} listed in {source} do not exist '
+            f'(first: {missing[0]})')
 
 
 def _check_imagenet(root: Path, splits: Sequence[str]) -> None:
@@ -75,7 +75,7 @@ def _check_imagenet(root: Path, splits: Sequence[str]) -> None:
             parts = line.strip().rsplit(' ', 1)
             if len(parts) != 2 or not parts[1].lstrip('-').isdigit():
                 _fail(task, root, f'meta/{split}.txt line {n} is not "<path> <label>": '
-                                  f'{line.strip()!r}')
+                      f'{line.strip()!r}')
             if not (img_dir / parts[0]).is_file():
                 missing.append(f'{split}/{parts[0]}')
             if split == 'val':
@@ -90,8 +90,9 @@ def _check_imagenet(root: Path, splits: Sequence[str]) -> None:
                 isinstance(x, list) and all(isinstance(v, int) for v in x) for x in labels):
             _fail(task, root, 'real.json is not a JSON list of label lists')
         if val_numbers and max(val_numbers) > len(labels):
-            _fail(task, root, f'real.json has {len(labels)} entries but meta/val.txt refers to '
-                              f'ILSVRC2012_val_{max(val_numbers):08d}')
+            _fail(
+                task, root, f'real.json has {len(labels)} entries but meta/val.txt refers to '
+                f'ILSVRC2012_val_{max(val_numbers):08d}')
 
 
 def _check_coco(root: Path, splits: Sequence[str]) -> None:
@@ -131,8 +132,9 @@ def _check_ade20k(root: Path, splits: Sequence[str], num_classes: int) -> None:
         maps = [ann_dir / img.relative_to(img_dir).with_suffix('.png') for img in images]
         missing = [str(m.relative_to(root)) for m in maps if not m.is_file()]
         if missing:
-            _fail(task, root, f'{len(missing)} of {len(maps)} images in images/{split}/ have no '
-                              f'label map (first: {missing[0]})')
+            _fail(
+                task, root, f'{len(missing)} of {len(maps)} images in images/{split}/ have no '
+                f'label map (first: {missing[0]})')
         for m in _sample(maps, LABEL_MAP_SAMPLE):
             try:
                 with Image.open(m) as im:
@@ -140,15 +142,19 @@ def _check_ade20k(root: Path, splits: Sequence[str], num_classes: int) -> None:
             except OSError as e:
                 _fail(task, root, f'label map {m.relative_to(root)} cannot be read ({e})')
             if arr.ndim != 2:
-                _fail(task, root, f'label map {m.relative_to(root)} is not single-channel '
-                                  f'(shape {arr.shape})')
+                _fail(
+                    task, root, f'label map {m.relative_to(root)} is not single-channel '
+                    f'(shape {arr.shape})')
             top = int(arr.max()) if arr.size else 0
             if top > num_classes:
-                _fail(task, root, f'label map {m.relative_to(root)} holds value {top}, above the '
-                                  f'{num_classes} classes (valid: 0..{num_classes})')
+                _fail(
+                    task, root, f'label map {m.relative_to(root)} holds value {top}, above the '
+                    f'{num_classes} classes (valid: 0..{num_classes})')
 
 
-def check_dataset(task: str, data_root: str | Path, splits: Optional[Sequence[str]] = None,
+def check_dataset(task: str,
+                  data_root: str | Path,
+                  splits: Optional[Sequence[str]] = None,
                   num_classes: Optional[int] = None) -> None:
     """Raise :class:`DatasetError` with one line naming the first problem found.
 
@@ -163,8 +169,9 @@ def check_dataset(task: str, data_root: str | Path, splits: Optional[Sequence[st
         raise ValueError(f'unknown task {task!r}; valid: {", ".join(DEFAULT_SPLITS)}')
     root = Path(data_root)
     if not root.is_dir():
-        _fail(task, root, 'data root does not exist (run tools/make_toy_data.py for the toy '
-                          'data, or point data_root at the real dataset)')
+        _fail(
+            task, root, 'data root does not exist (run tools/make_toy_data.py for the toy '
+            'data, or point data_root at the real dataset)')
     splits = tuple(splits) if splits is not None else DEFAULT_SPLITS[task]
     if task == 'imagenet':
         _check_imagenet(root, splits)

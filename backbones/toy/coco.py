@@ -21,15 +21,14 @@ The object pixels are painted from the decoded annotation mask, so the image
 and the annotation agree exactly; ``bbox`` and ``area`` are those of that mask.
 """
 from __future__ import annotations
-
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask,
-                      save_jpeg, shape_polygon, smooth_noise, write_json)
+from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask, save_jpeg,
+                      shape_polygon, smooth_noise, write_json)
 
 GENERATOR = 'backbones.toy.coco'
 VERSION = 1
@@ -112,10 +111,15 @@ def _make_image(rng: np.random.Generator, h: int, w: int, next_ann_id: int,
         colour = jitter_colour(rng, COLOURS[name], 30)
         shade = 1 + 0.2 * (smooth_noise(rng, h, w, cells=4) - 0.5)
         img[mask] = colour * shade[mask][:, None]
-        anns.append(dict(id=next_ann_id + len(anns), image_id=image_id,
-                         category_id=CATEGORY_IDS[label], segmentation=segm,
-                         area=float(mask_utils.area(rle)),
-                         bbox=[float(v) for v in mask_utils.toBbox(rle)], iscrowd=0))
+        anns.append(
+            dict(
+                id=next_ann_id + len(anns),
+                image_id=image_id,
+                category_id=CATEGORY_IDS[label],
+                segmentation=segm,
+                area=float(mask_utils.area(rle)),
+                bbox=[float(v) for v in mask_utils.toBbox(rle)],
+                iscrowd=0))
     img = img + rng.normal(0, 5, img.shape)
     return img, anns
 
@@ -135,23 +139,30 @@ def _build_split(out: Path, seed: int, split: str, n: int, lo: int, hi: int) -> 
         images.append(dict(id=image_id, file_name=name, height=h, width=w))
         annotations.extend(anns)
     data = dict(
-        info=dict(description=f'toy COCO-format instance segmentation ({GENERATOR} '
-                              f'v{VERSION}, seed {seed})', version=str(VERSION)),
+        info=dict(
+            description=f'toy COCO-format instance segmentation ({GENERATOR} '
+            f'v{VERSION}, seed {seed})',
+            version=str(VERSION)),
         licenses=[],
         images=images,
         annotations=annotations,
-        categories=[dict(id=c, name=n_, supercategory='shape')
-                    for c, n_ in zip(CATEGORY_IDS, CLASSES)])
+        categories=[
+            dict(id=c, name=n_, supercategory='shape') for c, n_ in zip(CATEGORY_IDS, CLASSES)
+        ])
     write_json(data, out / 'annotations' / f'instances_{folder}.json')
-    return dict(images=len(images), annotations=len(annotations),
-                rle=sum(isinstance(a['segmentation'], dict) for a in annotations))
+    return dict(
+        images=len(images),
+        annotations=len(annotations),
+        rle=sum(isinstance(a['segmentation'], dict) for a in annotations))
 
 
 def _build(out: Path, seed: int, train_images: int, val_images: int, min_size: int,
            max_size: int) -> Dict[str, Any]:
     (out / 'annotations').mkdir()
-    counts = {split: _build_split(out, seed, split, n, min_size, max_size)
-              for split, n in (('train', train_images), ('val', val_images))}
+    counts = {
+        split: _build_split(out, seed, split, n, min_size, max_size)
+        for split, n in (('train', train_images), ('val', val_images))
+    }
     return dict(counts=counts, classes=list(CLASSES))
 
 
@@ -169,13 +180,17 @@ def ensure_coco(root: str | Path, seed: int = 0, force: bool = False, **sizes: i
             or params['max_size'] < params['min_size'] + 16:
         raise ValueError(f'coco sizes invalid (need >= 1 image per split, min_size >= 64, '
                          f'max_size >= min_size + 16): {params}')
-    identity = dict(generator=GENERATOR, version=VERSION, task='coco', seed=int(seed),
-                    params=params)
+    identity = dict(
+        generator=GENERATOR, version=VERSION, task='coco', seed=int(seed), params=params)
 
     def verify(path: Path) -> None:
         from .checks import check_dataset
         check_dataset('coco', path)
 
-    path, _ = ensure_built(Path(root), identity, lambda out: _build(out, int(seed), **params),
-                           force=force, verify=verify)
+    path, _ = ensure_built(
+        Path(root),
+        identity,
+        lambda out: _build(out, int(seed), **params),
+        force=force,
+        verify=verify)
     return path

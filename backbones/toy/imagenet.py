@@ -22,14 +22,13 @@ hold no class object at all (only a grey distractor) and get ``[]`` - for
 those the folder (original) label is wrong, as for some real ImageNet images.
 """
 from __future__ import annotations
-
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask,
-                      save_jpeg, shape_polygon, smooth_noise, write_json)
+from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask, save_jpeg,
+                      shape_polygon, smooth_noise, write_json)
 
 GENERATOR = 'backbones.toy.imagenet'
 VERSION = 1
@@ -39,7 +38,7 @@ IMAGENET_HEAD: Tuple[Tuple[str, str], ...] = (
     ('n01440764', 'tench, Tinca tinca'),
     ('n01443537', 'goldfish, Carassius auratus'),
     ('n01484850', 'great white shark, white shark, man-eater, man-eating shark, '
-                  'Carcharodon carcharias'),
+     'Carcharodon carcharias'),
     ('n01491361', 'tiger shark, Galeocerdo cuvieri'),
     ('n01494475', 'hammerhead, hammerhead shark'),
     ('n01496331', 'electric ray, crampfish, numbfish, torpedo'),
@@ -62,8 +61,7 @@ IMAGENET_HEAD: Tuple[Tuple[str, str], ...] = (
 SHAPES = ('circle', 'square', 'triangle', 'ring', 'cross')
 COLOURS = ((215, 40, 40), (40, 175, 60), (45, 85, 220), (230, 205, 40))
 
-DEFAULTS: Dict[str, int] = dict(num_classes=8, train_per_class=100, val_per_class=25,
-                                img_size=64)
+DEFAULTS: Dict[str, int] = dict(num_classes=8, train_per_class=100, val_per_class=25, img_size=64)
 P_MULTI = 0.12
 P_EMPTY = 0.06
 
@@ -90,7 +88,10 @@ def _background(rng: np.random.Generator, s: int) -> np.ndarray:
     return img
 
 
-def _object_mask(rng: np.random.Generator, shape: str, s: int, scale: Tuple[float, float],
+def _object_mask(rng: np.random.Generator,
+                 shape: str,
+                 s: int,
+                 scale: Tuple[float, float],
                  centre: Optional[Tuple[float, float]] = None) -> np.ndarray:
     r = s * rng.uniform(*scale) / 2
     if centre is None:
@@ -109,8 +110,11 @@ def _paint(img: np.ndarray, mask: np.ndarray, colour: np.ndarray, rng: np.random
     img[mask] = colour * shade[mask][:, None]
 
 
-def render_image(rng: np.random.Generator, label: int, s: int,
-                 kind: str = 'single', second: Optional[int] = None) -> np.ndarray:
+def render_image(rng: np.random.Generator,
+                 label: int,
+                 s: int,
+                 kind: str = 'single',
+                 second: Optional[int] = None) -> np.ndarray:
     """One image of class ``label``; kind: single | multi (with ``second``) | empty."""
     img = _background(rng, s)
     if kind == 'empty':
@@ -181,17 +185,20 @@ def _build(out: Path, seed: int, num_classes: int, train_per_class: int, val_per
         real.append([] if kind == 'empty' else sorted({label, second} - {-1}))
     (out / 'meta' / 'train.txt').write_text(''.join(train_lines))
     (out / 'meta' / 'val.txt').write_text(''.join(val_lines))
-    (out / 'meta' / 'classes.txt').write_text(
-        ''.join(f'{name}\n' for _, name in IMAGENET_HEAD[:num_classes]))
+    (out / 'meta' / 'classes.txt').write_text(''.join(f'{name}\n'
+                                                      for _, name in IMAGENET_HEAD[:num_classes]))
     write_json(real, out / 'real.json')
-    return dict(counts=dict(train=len(train_lines), val=len(val_lines),
-                            real_multi=sum(len(r) > 1 for r in real),
-                            real_empty=sum(len(r) == 0 for r in real)),
-                classes=[name for _, name in IMAGENET_HEAD[:num_classes]], wnids=wnids)
+    return dict(
+        counts=dict(
+            train=len(train_lines),
+            val=len(val_lines),
+            real_multi=sum(len(r) > 1 for r in real),
+            real_empty=sum(len(r) == 0 for r in real)),
+        classes=[name for _, name in IMAGENET_HEAD[:num_classes]],
+        wnids=wnids)
 
 
-def ensure_imagenet(root: str | Path, seed: int = 0, force: bool = False,
-                    **sizes: int) -> Path:
+def ensure_imagenet(root: str | Path, seed: int = 0, force: bool = False, **sizes: int) -> Path:
     """Make (if needed) the toy ImageNet in ``root`` itself and return ``root``.
 
     ``sizes``: num_classes (1..20), train_per_class, val_per_class, img_size
@@ -207,13 +214,17 @@ def ensure_imagenet(root: str | Path, seed: int = 0, force: bool = False,
                          f'got {params["num_classes"]}')
     if min(params['train_per_class'], params['val_per_class']) < 1 or params['img_size'] < 16:
         raise ValueError(f'imagenet sizes too small: {params}')
-    identity = dict(generator=GENERATOR, version=VERSION, task='imagenet', seed=int(seed),
-                    params=params)
+    identity = dict(
+        generator=GENERATOR, version=VERSION, task='imagenet', seed=int(seed), params=params)
 
     def verify(path: Path) -> None:
         from .checks import check_dataset
         check_dataset('imagenet', path)
 
-    path, _ = ensure_built(Path(root), identity, lambda out: _build(out, int(seed), **params),
-                           force=force, verify=verify)
+    path, _ = ensure_built(
+        Path(root),
+        identity,
+        lambda out: _build(out, int(seed), **params),
+        force=force,
+        verify=verify)
     return path

@@ -18,8 +18,7 @@ def _giou_head(stds):
         fc_out_channels=1024,
         roi_feat_size=7,
         num_classes=80,
-        bbox_coder=dict(
-            type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.], target_stds=stds),
         reg_class_agnostic=False,
         reg_decoded_bbox=True,
         norm_cfg=head_norm_cfg,
@@ -48,10 +47,15 @@ train_pipeline = [
         transforms=[
             [dict(type='RandomChoiceResize', scales=_multi_scale, keep_ratio=True)],
             [
-                dict(type='RandomChoiceResize', scales=[(400, 1333), (500, 1333), (600, 1333)],
-                     keep_ratio=True),
-                dict(type='RandomCrop', crop_type='absolute_range', crop_size=(384, 600),
-                     allow_negative_crop=True),
+                dict(
+                    type='RandomChoiceResize',
+                    scales=[(400, 1333), (500, 1333), (600, 1333)],
+                    keep_ratio=True),
+                dict(
+                    type='RandomCrop',
+                    crop_type='absolute_range',
+                    crop_size=(384, 600),
+                    allow_negative_crop=True),
                 dict(type='RandomChoiceResize', scales=_multi_scale, keep_ratio=True),
             ],
         ]),
@@ -63,8 +67,8 @@ max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33],
-         gamma=0.1),
+    dict(
+        type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33], gamma=0.1),
 ]
 optim_wrapper = dict(
     type='OptimWrapper',
