@@ -18,6 +18,8 @@ import _bootstrap  # noqa: F401
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 T_MODELS = ['swin_t', 'dwconv_t', 'ddwconv_t', 'idynamic_t']
+#: the worked example of a submitted backbone (contrib/lkconv.py), on toy ImageNet only
+EXTRA_RUNS = [('lkconv_t', 'imagenet')]
 TASK_CONFIGS = {
     'imagenet': 'configs/imagenet/{}_in1k.py',
     'coco': 'configs/coco/{}_cascade_maskrcnn_3x.py',
@@ -43,6 +45,8 @@ def main(argv=None) -> int:
     for task in args.tasks:
         print(f'[toy] data: {ensure_toy_data(task)}', flush=True)
     jobs = [(m, t) for m in args.models for t in args.tasks]
+    if not args.no_extra:
+        jobs += [(m, t) for m, t in EXTRA_RUNS if t in args.tasks and (m, t) not in jobs]
     start = time.time()
     failed = []
     for i, (model, task) in enumerate(jobs, 1):
