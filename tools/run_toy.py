@@ -35,6 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--tasks', nargs='+', default=list(TASK_CONFIGS), choices=list(TASK_CONFIGS))
     parser.add_argument('--work-dirs', default='work_dirs/toy')
     parser.add_argument(
+        '--no-extra',
+        action='store_true',
+        help='skip the submitted example backbone (lkconv_t on toy ImageNet)')
+    parser.add_argument(
         '--rerun', action='store_true', help='train again even where a result record exists')
     return parser.parse_args(argv)
 
