@@ -67,6 +67,8 @@ MODEL_NAMES = list(PAPER_MODELS)
 
 def get_backbone_cfg(name: str) -> dict:
     if name not in _ZOO:
+        load_contrib()  # a submitted backbone of contrib/, known by name
+    if name not in _ZOO:
         raise KeyError(f'unknown model {name!r}; known: {", ".join(_ZOO)}')
     return copy.deepcopy(_ZOO[name]['cfg'])
 
