@@ -56,6 +56,10 @@ class IDynamicDWConv(DepthwiseMixer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         k = self.kernel_size[0]
+        # The block hands over channels-last strides (its MLP runs on NHWC); the 1x1 convs would
+        # keep them, and the op would then copy the 49*G-channel kernels (16x the activations at
+        # stage 1) to make them contiguous. Copying the C-channel input instead is cheap.
+        x = x.contiguous()
         weight = self.kernel_gen(self.reduce(x)).view(b, self.kernel_groups, k, k, h, w)
         return idynamic_dwconv(x, weight, impl=self.impl)
 
