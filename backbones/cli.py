@@ -161,6 +161,16 @@ def init_cpu_distributed(launcher: str, timeout: float = DIST_TIMEOUT) -> bool:
     return True
 
 
+def finish_distributed() -> None:
+    """End the process group cleanly once the run is over: left to interpreter shutdown, gloo's
+    threads can abort a rank ('terminate called without an active exception', SIGABRT), and
+    torchrun then reports a finished job as failed."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _slurm_env() -> None:
     """The torchrun variables from Slurm's, as mmengine's ``_init_dist_slurm`` sets them."""
     import subprocess

@@ -36,10 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from backbones.cli import build_runner
+    from backbones.cli import build_runner, finish_distributed
     args = parse_args(argv)
     runner = build_runner(args, mode='test')
     runner.test()
+    finish_distributed()
     return 0
 
 

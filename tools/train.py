@@ -59,10 +59,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    from backbones.cli import build_runner
+    from backbones.cli import build_runner, finish_distributed
     args = parse_args(argv)
     runner = build_runner(args, mode='train')
     runner.train()
+    finish_distributed()
     return 0
 
 

@@ -166,7 +166,8 @@ def _iteration_schedule(cfg: Config, iters: int) -> None:
     """Train ``iters`` iterations, validate and save once at the end."""
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters)
     cfg.default_hooks.checkpoint.update(by_epoch=False, interval=iters)
-    cfg.log_processor = dict(type='LogProcessor', window_size=5, by_epoch=False)
+    cfg.default_hooks.logger.interval = 2
+    cfg.log_processor = dict(type='LogProcessor', window_size=2, by_epoch=False)
 
 
 def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
@@ -221,7 +222,7 @@ def toy_config(cfg: Config,
             backbone.pop('init_cfg', None)
             changes.append('backbone randomly initialised (no toy ImageNet checkpoint)')
     hooks = cfg.default_hooks
-    hooks.logger.interval = 5
+    hooks.logger.interval = min(5, hooks.logger.get('interval', 5))
     if 'visualization' in hooks:
         hooks.visualization = ConfigDict(type=hooks.visualization.type, draw=False)
     cfg.auto_scale_lr = dict(
