@@ -7,6 +7,7 @@ at 224x224; Cascade Mask R-CNN at 1280x800 with the protocol of mmdet 2.x ``forw
 first 100 through every mask stage); UperNet at 2048x512 through the decode head (the auxiliary
 head is a training-time branch).
 """
+import contextlib
 import copy
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
@@ -53,14 +54,15 @@ class Complexity:
         return self.flops / 1e9
 
 
-def count(model: nn.Module, inputs: tuple) -> Complexity:
-    """FLOPs of ``model(*inputs)`` and parameters of ``model``."""
+def count(model: nn.Module, inputs: tuple, shape_only_ops: bool = True) -> Complexity:
+    """FLOPs of ``model(*inputs)`` and parameters of ``model``. ``shape_only_ops``: trace the custom
+    ops without computing them (their handles need shapes only)."""
     analyzer = FlopAnalyzer(model, inputs)
     analyzer.set_op_handle(**CUSTOM_OP_HANDLES)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
-    with shape_only():  # the custom ops' handles need shapes only
+    with shape_only() if shape_only_ops else contextlib.nullcontext():
         flops = analyzer.total()
     return Complexity(
         params=parameter_count(model)[''],
