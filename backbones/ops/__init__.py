@@ -8,6 +8,7 @@ from typing import Dict, List
 
 import torch
 
+from .flops import FLOP_HANDLES
 from .dynamic_dwconv import DDW_IMPLS, ENV_DDW_IMPL, dynamic_dwconv, dynamic_dwconv_reference
 from .idynamic import (ENV_IMPL, IMPLS, IDynamicDWConvFunction, idynamic_dwconv,
                        idynamic_dwconv_reference, shape_only, triton_available)
@@ -28,7 +29,7 @@ def available_impls() -> Dict[str, List[str]]:
 
 
 __all__ = [
-    'DDW_IMPLS', 'ENV_DDW_IMPL', 'ENV_IMPL', 'IMPLS', 'IDynamicDWConvFunction', 'available_impls',
+    'FLOP_HANDLES', 'DDW_IMPLS', 'ENV_DDW_IMPL', 'ENV_IMPL', 'IMPLS', 'IDynamicDWConvFunction', 'available_impls',
     'dynamic_dwconv', 'dynamic_dwconv_reference', 'idynamic_dwconv', 'idynamic_dwconv_reference',
     'shape_only'
 ]

@@ -8,35 +8,16 @@ first 100 through every mask stage); UperNet at 2048x512 through the decode head
 head is a training-time branch).
 """
 import contextlib
-import copy
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import torch
 import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
-from mmengine.analysis.jit_handles import get_shape
 
-from .ops import shape_only
-
-#: input (H, W) of each task setting
-TASK_INPUT_HW = {'imagenet': (224, 224), 'coco': (800, 1280), 'ade20k': (512, 2048)}
-TASK_SCOPE = {'imagenet': 'mmpretrain', 'coco': 'mmdet', 'ade20k': 'mmseg'}
-
-
-def _dynamic_dwconv_flops(inputs: List[Any], outputs: List[Any]) -> int:
-    """A dynamic depth-wise KxK conv: K*K MACs per output element (weight making is counted
-    separately: it is made of ordinary convs)."""
-    k = get_shape(inputs[1])[2]
-    out = get_shape(outputs[0])
-    return int(torch.Size(out).numel() * k * k)
-
-
-#: handles for this project's custom autograd functions (seen by the tracer as prim::PythonOp)
-CUSTOM_OP_HANDLES = {
-    'prim::PythonOp.IDynamicDWConvFunction': _dynamic_dwconv_flops,
-    'prim::PythonOp.DynamicDWConvFunction': _dynamic_dwconv_flops,
-}
+from backbones.ops import FLOP_HANDLES, shape_only
+from .models import build_task_model
+from .tasks import TASKS
 
 
 @dataclass
@@ -58,7 +39,7 @@ def count(model: nn.Module, inputs: tuple, shape_only_ops: bool = True) -> Compl
     """FLOPs of ``model(*inputs)`` and parameters of ``model``. ``shape_only_ops``: trace the custom
     ops without computing them (their handles need shapes only)."""
     analyzer = FlopAnalyzer(model, inputs)
-    analyzer.set_op_handle(**CUSTOM_OP_HANDLES)
+    analyzer.set_op_handle(**FLOP_HANDLES)
     analyzer.unsupported_ops_warnings(False)
     analyzer.uncalled_modules_warnings(False)
     analyzer.tracer_warnings('none')
@@ -68,37 +49,6 @@ def count(model: nn.Module, inputs: tuple, shape_only_ops: bool = True) -> Compl
         params=parameter_count(model)[''],
         flops=flops,
         unsupported_ops=dict(analyzer.unsupported_ops()))
-
-
-def syncbn_to_bn(cfg: Any) -> Any:
-    """Replace SyncBN by BN in a config (SyncBN cannot run on the CPU; same params/FLOPs)."""
-    if isinstance(cfg, dict):
-        out = {k: syncbn_to_bn(v) for k, v in cfg.items()}
-        if out.get('type') == 'SyncBN':
-            out['type'] = 'BN'
-        return type(cfg)(out) if not hasattr(cfg, 'to_dict') else out
-    if isinstance(cfg, (list, tuple)):
-        return type(cfg)(syncbn_to_bn(v) for v in cfg)
-    return cfg
-
-
-def build_task_model(model_cfg: dict, task: str, keep_init_cfg: bool = False) -> nn.Module:
-    """Build a task model from a config's ``model`` dict in the registry of the task's toolbox
-    (SyncBN as BN), in eval mode. The backbone's ``init_cfg`` is dropped (no pretrained weights
-    are looked for) unless ``keep_init_cfg``; ``init_weights()`` is left to the caller."""
-    import importlib
-    scope = TASK_SCOPE[task]
-    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=False)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    from mmengine.config import ConfigDict
-    from mmengine.registry import DefaultScope
-
-    # a ConfigDict, as the Runner passes: mmdet's detectors read e.g. ``train_cfg.rpn``
-    cfg = ConfigDict(syncbn_to_bn(copy.deepcopy(model_cfg)))
-    if isinstance(cfg.get('backbone'), dict) and not keep_init_cfg:
-        cfg['backbone'].pop('init_cfg', None)
-    with DefaultScope.overwrite_default_scope(scope):
-        return registry.build(cfg).eval()
 
 
 class _ClassifierLogits(nn.Module):
@@ -159,14 +109,18 @@ class _DetectorDummy(nn.Module):
         return outs
 
 
+#: how a task model runs while it is counted (``Task.flop_protocol``)
+PROTOCOLS = {
+    'classifier': _ClassifierLogits,
+    'detector': _DetectorDummy,
+    'segmentor': _SegmentorDecode
+}
+
+
 def task_complexity(model_cfg: dict, task: str, input_hw: Optional[tuple] = None) -> Complexity:
     """Params and FLOPs of the task model described by ``model_cfg`` in the table's setting."""
     model = build_task_model(model_cfg, task)
-    h, w = input_hw or TASK_INPUT_HW[task]
-    wrapper = {
-        'imagenet': _ClassifierLogits,
-        'coco': _DetectorDummy,
-        'ade20k': _SegmentorDecode
-    }[task](model).eval()
+    h, w = input_hw or TASKS[task].input_hw
+    wrapper = PROTOCOLS[TASKS[task].flop_protocol](model).eval()
     with torch.no_grad():
         return count(wrapper, (torch.randn(1, 3, h, w), ))

@@ -1,4 +1,4 @@
-"""Mixed precision for ``--amp``: mmengine's ``AmpOptimWrapper`` (fp16 + loss scaling) on CUDA;
+"""Mixed precision on the CPU for ``--amp``: mmengine's ``AmpOptimWrapper`` (fp16 + loss scaling) on CUDA;
 on a CPU-only machine, where it refuses to start, bfloat16 autocast (no loss scaling needed:
 bf16 has float32's exponent range)."""
 from contextlib import contextmanager
@@ -21,17 +21,3 @@ class CPUAutocastOptimWrapper(OptimWrapper):
     def optim_context(self, model: nn.Module):
         with super().optim_context(model), torch.autocast('cpu', dtype=self.cast_dtype):
             yield
-
-
-def use_amp(cfg) -> None:
-    """Switch a config's optimizer wrapper to mixed precision for this machine."""
-    wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') not in ('OptimWrapper', 'AmpOptimWrapper',
-                                                   'CPUAutocastOptimWrapper'):
-        raise ValueError(f'--amp: cannot combine with optim_wrapper type {wrapper.type}')
-    if torch.cuda.is_available():
-        wrapper.type = 'AmpOptimWrapper'
-        wrapper.setdefault('loss_scale', 'dynamic')
-    else:
-        wrapper.type = 'CPUAutocastOptimWrapper'
-        wrapper.dtype = 'bfloat16'
