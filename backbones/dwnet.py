@@ -7,7 +7,7 @@ branch, which is exactly what the paper varies.
 """
 import copy
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -38,13 +38,26 @@ def apply_channel_norm(norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
 class DWBlock(BaseModule):
     """``x + DropPath(spatial(x))`` then ``x + DropPath(MLP(BN(x)))`` on (B, C, H, W) maps.
 
-    ``spatial = 1x1 conv -> BN -> ReLU -> 7x7 mixer -> BN -> ReLU -> 1x1 conv -> BN``: the mixer
+    ``spatial = 1x1 conv -> BN -> ReLU -> KxK mixer -> BN -> ReLU -> 1x1 conv -> BN``: the mixer
     replaces window attention, the 1x1 convs its input and output projections. There is no
     pre-norm on the spatial branch (the official code has none).
 
-    ``pad_to_multiple`` zero-pads the map to a multiple of the window size before the spatial
-    branch and crops after, as the official detection/segmentation code did to keep the window
-    grid of Swin; 0 disables it.
+    Args:
+        embed_dims (int): channels C.
+        mixer_cfg (dict): ``conv_cfg`` of the KxK depth-wise mixer (``type`` and its own
+            arguments; ``bias`` is taken out and passed to the conv).
+        kernel_size (int): K. Defaults to 7.
+        mlp_ratio (float): hidden channels of the MLP relative to C. Defaults to 4.
+        drop_rate (float): dropout inside the MLP. Defaults to 0.
+        drop_path (float): stochastic-depth rate of both residual branches. Defaults to 0.
+        norm_cfg (dict): norm of the spatial branch and before the MLP. Defaults to
+            ``dict(type='BN')``.
+        pad_to_multiple (int): zero-pad the map to a multiple of this before the spatial branch
+            and crop after, as the official detection / segmentation code did to keep Swin's
+            window grid; 0 disables it. Defaults to 0.
+        with_cp (bool): recompute the block in backward (``torch.utils.checkpoint``) to save
+            memory. Defaults to False.
+        init_cfg (dict, optional): initialisation config. Defaults to None.
     """
 
     def __init__(self,
@@ -112,7 +125,16 @@ class DWBlock(BaseModule):
 
 
 class DWStage(BaseModule):
-    """A sequence of DWBlocks, followed by Swin's patch merging except in the last stage."""
+    """A sequence of DWBlocks, followed by Swin's patch merging except in the last stage.
+
+    Args:
+        embed_dims (int): channels of the stage.
+        depth (int): number of blocks.
+        downsample (bool): end with patch merging (2x2 -> LN -> Linear, C -> 2C).
+        drop_paths (Sequence[float]): stochastic-depth rate of each block.
+        block_cfg (dict): the other arguments of :class:`DWBlock`.
+        init_cfg (dict, optional): initialisation config. Defaults to None.
+    """
 
     def __init__(self,
                  embed_dims: int,
@@ -146,23 +168,45 @@ class DWStage(BaseModule):
 class DWNet(BaseModule):
     """Swin's macro-architecture with a depth-wise spatial branch in place of window attention.
 
-    Subclasses set ``default_mixer`` (a ``conv_cfg`` for the 7x7 mixer, with its ``bias``) and
-    ``properties``; ``mixer_cfg`` overrides keys of it. Follows the OpenMMLab backbone contract:
-    ``out_indices``, ``frozen_stages``, ``norm_eval``, ``with_cp``, ``init_cfg``.
+    Subclasses set ``default_mixer`` (the ``conv_cfg`` of the KxK mixer, with its ``bias``) and
+    ``properties``; that is all that tells DW-Conv, D-DW-Conv and I-Dynamic apart. Follows the
+    OpenMMLab backbone contract (``out_indices``, ``frozen_stages``, ``norm_eval``,
+    ``with_cp``, ``init_cfg``).
 
     Args:
-        arch: 'tiny' / 't', 'base' / 'b', or a dict with ``embed_dims``, ``depths`` (and
-            optionally ``num_heads``, used by I-Dynamic's paper-table setting).
-        norm_cfg: norm inside the blocks (BN for classification, SyncBN for dense tasks).
-        out_norm_cfg: norm on each output (``norm{i}``); LN as in Swin and the official
-            classification code, so a classification checkpoint's final norm loads.
-        pad_to_multiple: see :class:`DWBlock`; the official dense-task code used 7.
+        arch (str | dict): ``'tiny'`` / ``'t'`` (96, [2, 2, 6, 2]), ``'base'`` / ``'b'`` (128,
+            [2, 2, 18, 2]), or a dict with ``embed_dims`` and ``depths`` (other keys, e.g.
+            Swin's ``num_heads``, are ignored). Defaults to ``'tiny'``.
+        in_channels (int): input channels. Defaults to 3.
+        patch_size (int): stride of the patch embedding. Defaults to 4.
+        kernel_size (int): K of the spatial mixer. Defaults to 7.
+        mlp_ratio (float): MLP hidden channels relative to C. Defaults to 4.
+        drop_rate (float): dropout after the patch embedding and in the MLPs. Defaults to 0.
+        drop_path_rate (float): stochastic depth, rising linearly to this over the blocks.
+            Defaults to 0.1.
+        out_indices (Sequence[int] | int): stages whose outputs are returned. Defaults to
+            ``(3, )``.
+        frozen_stages (int): freeze the patch embedding and stages ``0..frozen_stages`` (and
+            their output norms): no gradients, eval mode; -1 freezes nothing. Defaults to -1.
+        norm_eval (bool): keep every BatchNorm in eval mode under ``train()``. Defaults to
+            False.
+        with_cp (bool): gradient checkpointing of every block. Defaults to False.
+        norm_cfg (dict): norm inside the blocks (BN for classification, SyncBN for dense
+            tasks). Defaults to ``dict(type='BN')``.
+        out_norm_cfg (dict, optional): norm on each output (``norm{i}``); LN as in Swin and
+            the official classification code, so a classification checkpoint's final norm
+            loads; None: no norm. Defaults to ``dict(type='LN')``.
+        mixer_cfg (dict, optional): keys that override ``default_mixer``; a list or tuple
+            value gives one value per stage (e.g. I-Dynamic's ``kernel_groups``). Defaults to
+            None.
+        pad_to_multiple (int): see :class:`DWBlock`; the official dense-task code used 7.
+            Defaults to 0.
+        init_cfg (dict | list, optional): initialisation config. Defaults to truncated-normal
+            Linear layers and unit norms.
     """
     arch_zoo = {
-        **dict.fromkeys(['t', 'tiny'],
-                        dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24])),
-        **dict.fromkeys(['b', 'base'],
-                        dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32])),
+        **dict.fromkeys(['t', 'tiny'], dict(embed_dims=96, depths=[2, 2, 6, 2])),
+        **dict.fromkeys(['b', 'base'], dict(embed_dims=128, depths=[2, 2, 18, 2])),
     }
     default_mixer: dict = dict(type='Conv2d', bias=True)
     properties: BackboneProperties
@@ -354,10 +398,3 @@ class IDynamicNet(DWNet):
         weight_sharing_across_positions=False,
         dynamic_weights=True)
 
-
-def mixer_types() -> Dict[str, str]:
-    """Registered DW-family backbone name -> mixer type (for docs and tools)."""
-    return {
-        cls.__name__: cls.default_mixer['type']
-        for cls in (DWConvNet, DynamicDWConvNet, IDynamicNet)
-    }

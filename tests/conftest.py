@@ -28,3 +28,70 @@ def _isolated_default_scope():
     yield
     DefaultScope._instance_dict.clear()
     DefaultScope._instance_dict.update(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# Slurm (issue 14): a throwaway one-node cluster (tools/local_slurm.sh) for tests/test_slurm.py.
+# Without the packages the tests skip, unless REQUIRE_SLURM=1 (CI), where that is a failure.
+
+REQUIRE_SLURM_ENV = 'REQUIRE_SLURM'
+
+
+def _free_port_pair() -> int:
+    """A port p with p and p + 1 free (slurmctld, slurmd), so that the test cluster never
+    meets another one on this machine."""
+    import socket
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as s:
+                s.bind(('127.0.0.1', port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError('no two consecutive free ports')
+
+
+@pytest.fixture(scope='session')
+def slurm_cluster(tmp_path_factory):
+    """A running Slurm cluster (one node, partition ``local``), ``SLURM_CONF`` pointing at it
+    for the test session; yields ``dict(conf=..., partition='local', node=<node name>)``."""
+    import shutil
+    import subprocess
+    missing = [
+        c for c in ('sbatch', 'squeue', 'slurmctld', 'slurmd', 'munged') if not shutil.which(c)
+    ]
+    problem = ''
+    if missing:
+        problem = (f'Slurm is not installed ({", ".join(missing)} not found; apt-get install '
+                   '-y slurm-wlm munge)')
+    elif os.geteuid() != 0:
+        problem = 'the local Slurm cluster needs root (slurmd starts the jobs)'
+    if problem:
+        if os.environ.get(REQUIRE_SLURM_ENV) == '1':
+            pytest.fail(f'{problem}, and {REQUIRE_SLURM_ENV}=1 forbids skipping')
+        pytest.skip(problem)
+    folder = tmp_path_factory.mktemp('slurm')
+    env = dict(os.environ, LOCAL_SLURM_DIR=str(folder), LOCAL_SLURM_PORT=str(_free_port_pair()))
+    script = os.path.join(ROOT, 'tools', 'local_slurm.sh')
+    proc = subprocess.run(['bash', script, 'start'],
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=120)
+    assert proc.returncode == 0, f'local_slurm.sh start failed: {proc.stderr}'
+    conf = proc.stdout.strip().split('=', 1)[1]
+    before = os.environ.get('SLURM_CONF')
+    os.environ['SLURM_CONF'] = conf
+    node = subprocess.run(['sinfo', '-h', '-N', '-o', '%N'], capture_output=True,
+                          text=True).stdout.split()[0]
+    try:
+        yield dict(conf=conf, partition='local', node=node, dir=str(folder))
+    finally:
+        subprocess.run(['bash', script, 'stop'], env=env, capture_output=True, timeout=120)
+        if before is None:
+            os.environ.pop('SLURM_CONF', None)
+        else:
+            os.environ['SLURM_CONF'] = before

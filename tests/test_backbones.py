@@ -10,7 +10,7 @@ from mmseg.registry import MODELS as MMSEG_MODELS
 
 from backbones import (MODEL_NAMES, DynamicDWConv, IDynamicDWConv, build_backbone, get_backbone_cfg,
                        get_properties)
-from backbones.complexity import count
+from harness.complexity import count
 from backbones.dwnet import DWNet
 from backbones.ops import idynamic as idynamic_module
 from backbones.ops import idynamic_dwconv, shape_only

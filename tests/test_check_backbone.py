@@ -1,4 +1,4 @@
-"""The backbone contract (backbones/contract.py, tools/check_backbone.py): a backbone written in
+"""The backbone contract (harness/contract/, tools/check_backbone.py): a backbone written in
 this file, outside the repository's packages, goes the whole way (registered, configs generated,
 every check passes); broken ones are caught with the right message; bad input is one line."""
 import importlib.util
@@ -15,13 +15,12 @@ from mmengine.model import BaseModule, ModuleList
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
 from backbones import zoo
-from backbones.cli import run_main
-from backbones.configgen import render_config, write_configs
-from backbones.contract import CHECKS, BackboneChecker, check_backbone, register_submission
-from backbones.launch import UsageError
 from backbones.registry import MODELS
-from backbones.toy import ensure_toy_data
 from contrib.lkconv import LKConvNet  # before any test patches the zoo: it registers lkconv_t
+from harness.configgen import model_config, render_config, write_configs
+from harness.contract import CHECKS, BackboneChecker, check_backbone, register_submission
+from harness.errors import ToolError, tool_main
+from harness.toy import ensure_toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 #: toy datasets just big enough for one batch of each task's toy config
@@ -198,7 +197,6 @@ def toy_data(tmp_path_factory) -> Dict[str, str]:
 @pytest.mark.slow
 def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo_entry, toy_data):
     model = zoo_entry('tinyconv_t', 'TinyConvNet')
-    (tmp_path / '_base_').symlink_to(ROOT / 'configs' / '_base_', target_is_directory=True)
     written = write_configs(model, root=str(tmp_path))
     assert sorted(str(p.relative_to(tmp_path)) for p in written) == [
         'ade20k/tinyconv_t_upernet.py', 'coco/tinyconv_t_cascade_maskrcnn_3x.py',
@@ -257,7 +255,7 @@ def test_a_broken_backbone_is_caught_with_the_reason(zoo_entry, type_name, check
 
 def test_checks_that_need_a_build_are_skipped_when_it_fails(zoo_entry):
     zoo_entry('broken_t', 'TinyConvNet')
-    zoo._ZOO['broken_t']['cfg']['arch'] = 'huge'  # the constructor asserts
+    zoo._ZOO['broken_t'].backbone['arch'] = 'huge'  # the constructor asserts
     results = BackboneChecker('broken_t').run(['build', 'outputs'])
     assert [(r.name, r.status) for r in results] == [('build', 'fail'), ('outputs', 'skip')]
     assert results[0].detail.startswith('AssertionError')
@@ -276,8 +274,11 @@ def test_the_worked_example_is_registered_with_up_to_date_configs():
                         ('coco_maskrcnn', 'coco/lkconv_t_maskrcnn.py'),
                         ('coco_cascade', 'coco/lkconv_t_cascade_maskrcnn_3x.py'),
                         ('ade20k', 'ade20k/lkconv_t_upernet.py')]:
-        text = (ROOT / 'configs' / suffix).read_text()
+        path = model_config('lkconv_t', key)
+        assert path == Path('contrib/lkconv/configs') / suffix  # the submission's own folder
+        text = (ROOT / path).read_text()
         assert text == render_config('lkconv_t', key, ['contrib.lkconv'])
+        assert "_base_ = '../../../../configs/_base_/" in text
         assert "custom_imports = dict(imports=['backbones', 'contrib.lkconv']" in text
 
 
@@ -298,7 +299,7 @@ def tool():
 
 
 def run_tool(tool, argv, capsys):
-    rc = run_main(lambda: tool.main(argv), 'check_backbone.py')
+    rc = tool_main(lambda: tool.main(argv), 'check_backbone.py')
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -342,9 +343,10 @@ def test_a_backbone_module_can_be_given_as_a_file(tmp_path, zoo_entry, monkeypat
                       "register_model('filenet_t', dict(type='TinyConvNet', arch='tiny'))\n")
     assert register_submission('filenet_t', [str(source)]) == ['filenet']
     assert zoo.get_backbone_cfg('filenet_t')['type'] == 'TinyConvNet'
-    inside = register_submission('lkconv_t', [str(ROOT / 'contrib' / 'lkconv.py')])
-    assert inside == ['contrib.lkconv']  # under the repository root: its dotted name
-    with pytest.raises(UsageError, match='unknown model'):
+    for spec in (ROOT / 'contrib' / 'lkconv', ROOT / 'contrib' / 'lkconv' / '__init__.py'):
+        inside = register_submission('lkconv_t', [str(spec)])
+        assert inside == ['contrib.lkconv']  # under the repository root: its dotted name
+    with pytest.raises(ToolError, match='unknown model'):
         register_submission('nothing_t')
 
 
@@ -353,7 +355,7 @@ def test_make_configs_takes_a_new_backbone_and_reports_bad_input_in_one_line(
     make_configs = load_tool('make_configs')
     rc = make_configs.main([
         'tiny2_t', '--backbone', "dict(type='TinyConvNet', arch='tiny')", '--import',
-        'contrib.lkconv', '--templates', 'imagenet', '--root',
+        'contrib.lkconv', '--settings', 'imagenet', '--root',
         str(tmp_path)
     ])
     written = tmp_path / 'imagenet' / 'tiny2_t_in1k.py'
@@ -363,7 +365,7 @@ def test_make_configs_takes_a_new_backbone_and_reports_bad_input_in_one_line(
     for argv, message in [(['x_t', '--import', 'no_such_pkg'], "cannot import 'no_such_pkg'"),
                           (['x_t', '--backbone',
                             "dict(type='NoSuchNet')"], "unknown backbone type 'NoSuchNet'")]:
-        assert make_configs.main(argv) == 2
+        assert tool_main(lambda: make_configs.main(argv), 'make_configs.py') == 2
         out, err = capsys.readouterr()
-        assert not out and err.startswith('error: ') and message in err
+        assert not out and err.startswith('make_configs.py: error: ') and message in err
         assert len(err.splitlines()) == 1

@@ -69,8 +69,8 @@ def test_mmengine_resume_checkpoint_loads_with_weights_only(tmp_path):
 
 
 def test_a_malicious_pickle_is_refused(tmp_path):
-    from backbones.cli import load_weights
-    from backbones.launch import UsageError
+    from harness.checkpoints import load_weights
+    from harness.errors import ToolError
     marker = tmp_path / 'pwned'
 
     class Evil:
@@ -81,7 +81,7 @@ def test_a_malicious_pickle_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
     with open(path, 'wb') as f:
         pickle.dump({'state_dict': {'w': torch.zeros(1)}, 'x': Evil()}, f)
-    with pytest.raises(UsageError, match='refused'):
+    with pytest.raises(ToolError, match='refused'):
         load_weights(str(path))
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, weights_only=True)

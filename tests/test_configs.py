@@ -1,4 +1,5 @@
-"""Every config in configs/ builds (model, datasets, optimizer) and carries the paper's recipe."""
+"""Every config in configs/ (and in the submissions' own folders, contrib/*/configs/) builds
+(model, datasets, optimizer) and carries the paper's recipe."""
 import glob
 import os.path as osp
 
@@ -7,32 +8,39 @@ import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
-from backbones.complexity import build_task_model
-from backbones.configgen import (IN22K_MODELS, IN22K_TEMPLATES, config_path, render_config,
-                                 templates_for)
-from backbones.launch import identify, task_of
-from backbones.zoo import MODEL_NAMES
+from backbones.zoo import PAPER_MODELS
+from harness.configgen import model_config, render_config, settings_for
+from harness.models import build_task_model
+from harness.running.config import task_of
+from harness.tasks import identify, iter_settings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py')))
-CONFIGS = [c for c in CONFIGS if '_base_' not in c]
+PAPER_CONFIGS = [
+    c for c in sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))) if '_base_' not in c
+]
+CONFIGS = PAPER_CONFIGS + sorted(glob.glob(osp.join(ROOT, 'contrib', '*', 'configs', '*', '*.py')))
+#: the settings of the paper's second table (ImageNet-22k), written for some models only
+IN22K_SETTINGS = [s.key for _, s in iter_settings() if not s.default]
 
 
 def test_every_zoo_model_has_every_task_config_and_they_are_up_to_date():
     expected = set()
-    for model in MODEL_NAMES:
-        for key in templates_for(model):
-            path = osp.join(ROOT, config_path(model, key))
+    for model in PAPER_MODELS:
+        for key in settings_for(model):
+            path = osp.join(ROOT, model_config(model, key))
             expected.add(path)
             assert osp.isfile(path), path
             with open(path) as f:
                 assert f.read() == render_config(model, key), \
                     f'{path} is stale: run tools/make_configs.py --all'
-    paper_configs = {c for c in CONFIGS if identify(c)[0] in MODEL_NAMES}
+    paper_configs = {c for c in CONFIGS if identify(c)[0] in PAPER_MODELS}
     assert paper_configs == expected
+    # configs/ holds the paper's models only: a submission's configs live in its own folder
+    assert set(PAPER_CONFIGS) == expected
     # the second table: ImageNet-22k configs for the B models only
-    assert sorted(IN22K_MODELS) == ['ddwconv_b', 'dwconv_b', 'idynamic_b', 'swin_b']
-    assert not any(k in templates_for('swin_t') for k in IN22K_TEMPLATES)
+    in22k_models = [m for m in PAPER_MODELS if set(IN22K_SETTINGS) <= set(settings_for(m))]
+    assert sorted(in22k_models) == ['ddwconv_b', 'dwconv_b', 'idynamic_b', 'swin_b']
+    assert not any(k in settings_for('swin_t') for k in IN22K_SETTINGS)
 
 
 def _find(node, type_name):

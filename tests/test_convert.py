@@ -1,4 +1,4 @@
-"""Checkpoint conversion (backbones/convert.py, tools/convert_checkpoint.py).
+"""Checkpoint conversion (harness/convert/, tools/convert_checkpoint.py).
 
 No released checkpoint is needed: small re-implementations of the SOURCE architectures, written
 from their description (official module names, so that their state dicts carry the released
@@ -10,8 +10,11 @@ import argparse
 import importlib.util
 import json
 import math
+import os
+import subprocess
 import sys
-from pathlib import Path
+from collections import OrderedDict
+from pathlib import Path, PurePosixPath
 
 import pytest
 import torch
@@ -20,10 +23,14 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.registry import DefaultScope
 from mmpretrain.models import ImageClassifier
+from yacs import config as yacs_config
+from yacs.config import CfgNode
 
 from backbones import build_backbone
-from backbones.convert import (ConversionError, convert_demystify, convert_swin_official,
-                               merge_permutation, relative_position_index)
+from backbones.zoo import get_model_info
+from harness.convert import (ConversionError, convert_demystify, convert_swin_official,
+                             load_release, merge_permutation, model_family, relative_position_index)
+from harness.errors import ToolError, tool_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(embed_dims=16, depths=[1, 1, 2, 1])
@@ -31,6 +38,7 @@ SMALL_SWIN = dict(embed_dims=16, depths=[2, 2, 2, 2], num_heads=[1, 2, 4, 8])
 GROUPS = 4  # I-Dynamic kernel groups of the small models
 NUM_CLASSES = 1000  # the classifier config's head
 ZOO = {'dwconv': 'dwconv_t', 'ddwconv': 'ddwconv_t', 'idynamic': 'idynamic_t'}
+PROG = 'convert_checkpoint.py'
 
 # ---------------------------------------------------------------------------------------------
 # the source architectures
@@ -360,6 +368,11 @@ def argv(src: Path, dst: Path, source: str, model: str, *extra: str) -> list:
     return [str(src), str(dst), '--from', source, '--model', model, *extra]
 
 
+def run(cli, args: list) -> int:
+    """The tool's exit code, as ``python tools/convert_checkpoint.py ARGS`` ends."""
+    return tool_main(lambda: cli.main(args), PROG)
+
+
 def strip(sd: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
@@ -398,7 +411,7 @@ def test_demystify_classification_logits_match(family, cli, tmp_path, capsys):
     ref = randomise(OfficialDWNet(family, **SMALL), seed=1)
     src, dst = tmp_path / 'official.pth', tmp_path / 'out' / 'converted.pth'
     torch.save({'model': ref.state_dict(), 'epoch': 299, 'max_accuracy': 81.3}, src)
-    assert cli.main(argv(src, dst, 'demystify', ZOO[family], '--overrides', overrides(family))) == 0
+    assert run(cli, argv(src, dst, 'demystify', ZOO[family], '--overrides', overrides(family))) == 0
     assert '-> ' + ZOO[family] in capsys.readouterr().out
     ckpt = load_converted(dst)
     assert ckpt['meta']['kind'] == 'classification' and ckpt['meta']['family'] == family
@@ -440,7 +453,7 @@ def test_demystify_dense_backbone_outputs_match(cli, tmp_path, capsys):
     neck = randomise(MMDET_MODELS.build(fpn_cfg), seed=4)
     src, dst = tmp_path / 'cascade.pth', tmp_path / 'converted.pth'
     torch.save(dense_checkpoint(ref, neck), src)
-    assert cli.main(argv(src, dst, 'demystify', 'ddwconv_t', '--overrides',
+    assert run(cli, argv(src, dst, 'demystify', 'ddwconv_t', '--overrides',
                          overrides('ddwconv'))) == 0
     out = capsys.readouterr().out
     assert 'not mapped 1 key (rpn_head' in out and 'not mapped 2 keys (roi_head' in out
@@ -484,8 +497,9 @@ def test_swin_official_logits_match(backbone_only, cli, tmp_path, capsys):
     src, dst = tmp_path / 'swin.pth', tmp_path / 'converted.pth'
     torch.save({'model': ref.state_dict()}, src)
     extra = ['--backbone-only'] * backbone_only
-    assert cli.main(
-        argv(src, dst, 'swin-official', 'swin_t', '--overrides', overrides('swin'), *extra)) == 0
+    assert run(cli,
+               argv(src, dst, 'swin-official', 'swin_t', '--overrides', overrides('swin'),
+                    *extra)) == 0
     out = capsys.readouterr().out
     assert 'attn_mask buffer' in out and 'relative_position_index' in out
     sd = load_converted(dst)['state_dict']
@@ -524,10 +538,10 @@ def test_missing_and_extra_keys_are_named(cli, tmp_path, capsys):
     src, dst = tmp_path / 'broken.pth', tmp_path / 'dst.pth'
     dst.write_bytes(b'keep me')
     torch.save({'model': missing}, src)
-    assert cli.main(argv(src, dst, 'demystify', 'dwconv_t', '--overrides',
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t', '--overrides',
                          overrides('dwconv'))) == 2
     err = capsys.readouterr().err
-    assert err.count('\n') == 1 and err.startswith('error: missing key ')
+    assert err.count('\n') == 1 and err.startswith(f'{PROG}: error: missing key ')
     assert 'layers.2.blocks.1.attn2conv.bn0.running_var' in err
     assert dst.read_bytes() == b'keep me'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['broken.pth', 'dst.pth']
@@ -535,32 +549,155 @@ def test_missing_and_extra_keys_are_named(cli, tmp_path, capsys):
 
 def test_checkpoint_that_does_not_fit_the_model_is_refused(cli, tmp_path, capsys):
     sd = randomise(OfficialDWNet('dwconv', **SMALL)).state_dict()
-    with pytest.raises(ConversionError, match=r'holds a DW-Conv model .* ddwconv_t is D-DW-Conv'):
+    with pytest.raises(
+            ConversionError, match=r'holds a DW Conv\. model .* ddwconv_t is D-DW Conv\.'):
         convert_demystify({'model': sd}, 'ddwconv_t')
     with pytest.raises(ConversionError, match='swin-official'):
         convert_demystify({'model': sd}, 'swin_t')
     src, dst = tmp_path / 'small.pth', tmp_path / 'dst.pth'
     torch.save({'model': sd}, src)
     # the zoo's dwconv_t is deeper: its extra blocks have no source
-    assert cli.main(argv(src, dst, 'demystify', 'dwconv_t')) == 2
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t')) == 2
     err = capsys.readouterr().err
     assert "error: dwconv_t key 'backbone.stages.0.blocks.1." in err
     assert 'depths [1, 1, 2, 1]' in err
     # same depths, wider model: the first tensor already differs
     wide = '{"arch": {"embed_dims": 32, "depths": [1, 1, 2, 1]}}'
-    assert cli.main(argv(src, dst, 'demystify', 'dwconv_t', '--overrides', wide)) == 2
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t', '--overrides', wide)) == 2
     err = capsys.readouterr().err
     assert "shape mismatch at checkpoint key 'patch_embed.proj.weight'" in err
     assert not dst.exists()
 
 
+def test_a_submitted_backbone_converts_as_the_paper_class_it_subclasses():
+    assert get_model_info('lkconv_t').family == 'lkconv'  # contrib/lkconv: a DWConvNet
+    assert model_family('lkconv_t') == 'dwconv' and model_family('idynamic_b') == 'idynamic'
+    with pytest.raises(ConversionError, match="unknown model 'nope_t'"):
+        model_family('nope_t')
+
+
 def test_non_weights_checkpoint_is_refused(cli, tmp_path, capsys):
     src, dst = tmp_path / 'pickled.pth', tmp_path / 'dst.pth'
-    torch.save({'model': {}, 'config': argparse.Namespace(lr=1e-3)}, src)  # like a yacs config
-    assert cli.main(argv(src, dst, 'demystify', 'dwconv_t')) == 2
+    # a class beside the weights that is not a training configuration
+    torch.save({'model': {}, 'data_root': PurePosixPath('data/imagenet')}, src)
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t')) == 2
     err = capsys.readouterr().err
-    assert err.startswith('error: ') and 'not a weights-only checkpoint' in err
+    assert err.startswith(f'{PROG}: error: ')
+    assert 'is refused' in err and 'pathlib.PurePosixPath' in err
     assert err.count('\n') == 1 and not dst.exists()
     torch.save({'weights': torch.zeros(1), 'step': 3}, src)
-    assert cli.main(argv(src, dst, 'demystify', 'dwconv_t')) == 2
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t')) == 2
     assert 'unrecognised checkpoint' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# training checkpoints: the configuration beside the weights
+
+
+def official_config() -> CfgNode:
+    """A yacs config shaped like DemystifyLocalViT's (nested nodes, lists, a frozen root)."""
+    cfg = CfgNode(new_allowed=True)
+    cfg.MODEL = CfgNode(
+        dict(TYPE='dwnet', NAME='dwnet_tiny_patch4_window7_224', DROP_PATH_RATE=0.2))
+    cfg.MODEL.DWNET = CfgNode(dict(EMBED_DIM=16, DEPTHS=[1, 1, 2, 1], CONV_TYPE='v1'))
+    cfg.TRAIN = CfgNode(dict(EPOCHS=300, BASE_LR=1e-3, AUTO_RESUME=True))
+    cfg.freeze()
+    return cfg
+
+
+def training_checkpoint(sd: dict, **configs) -> dict:
+    """What the official training script saves: weights, optimizer state, bookkeeping."""
+    state = {0: dict(step=torch.tensor(3.), exp_avg=torch.zeros(2))}
+    optimizer = dict(state=state, param_groups=[dict(lr=1e-3, weight_decay=0.05, params=[0])])
+    return {'model': sd, 'optimizer': optimizer, 'max_accuracy': 81.3, 'epoch': 299, **configs}
+
+
+@pytest.mark.parametrize(
+    'configs', [
+        dict(config=official_config()),
+        dict(args=argparse.Namespace(cfg='configs/dwnet_tiny.yaml', batch_size=128, local_rank=0)),
+        dict(config=official_config(), args=argparse.Namespace(cfg='a.yaml')),
+    ],
+    ids=['yacs', 'namespace', 'both'])
+def test_training_configuration_is_read_as_data_and_ignored(configs, cli, tmp_path, capsys):
+    ref = randomise(OfficialDWNet('dwconv', **SMALL), seed=6)
+    src, plain, dst = tmp_path / 'ckpt_epoch_299.pth', tmp_path / 'plain.pth', tmp_path / 'out.pth'
+    torch.save(training_checkpoint(ref.state_dict(), **configs), src)
+
+    loaded, found = load_release(str(src))
+    titles = {'config': 'yacs CfgNode', 'args': 'argparse Namespace'}
+    assert found == {key: titles[key] for key in sorted(configs)}
+    for key, obj in configs.items():  # plain data with the same content, nothing of yacs left
+        node = loaded[key]
+        assert type(node) is OrderedDict and not vars(node)
+        expected = json.loads(json.dumps(vars(obj) if key == 'args' else obj))
+        assert json.loads(json.dumps(node)) == expected
+    if 'config' in configs:
+        assert type(loaded['config']['MODEL']['DWNET']) is OrderedDict
+        assert loaded['config']['MODEL']['DWNET']['DEPTHS'] == [1, 1, 2, 1]
+
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t', '--overrides',
+                         overrides('dwconv'))) == 0
+    out = capsys.readouterr().out
+    ignored = [line for line in out.splitlines() if 'ignored' in line]
+    assert len(ignored) == 1 and 'training configuration' in ignored[0]
+    assert all(f"'{key}' ({titles[key]})" in ignored[0] for key in configs)
+    meta = load_converted(dst)['meta']
+    assert ignored[0].strip() in [f'note: {n}' for n in meta['notes']]
+
+    # the weights are those of the same checkpoint without its configuration
+    plain_dst = tmp_path / 'plain_out.pth'
+    torch.save({'model': ref.state_dict()}, plain)
+    assert run(cli,
+               argv(plain, plain_dst, 'demystify', 'dwconv_t', '--overrides',
+                    overrides('dwconv'))) == 0
+    assert 'ignored' not in capsys.readouterr().out
+    ours, theirs = load_converted(dst)['state_dict'], load_converted(plain_dst)['state_dict']
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+class Reduce:
+    """An object that pickles as ``func(*args)``: what unpickling it would call."""
+
+    def __init__(self, func, *args) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def malicious(marker: Path) -> dict:
+    """Name -> (what to save beside the weights, what the error must name: the global that
+    loading it would import, or why the allow-listed class is refused)."""
+    evil_cfg = CfgNode(new_allowed=True)
+    evil_cfg.MODEL = CfgNode(dict(TYPE='dwnet'))
+    dict.__setitem__(evil_cfg.MODEL, 'NAME', Reduce(os.system, f'touch {marker}'))  # yacs checks
+    return {
+        'os.system': (Reduce(os.system, f'touch {marker}'), 'posix.system'),
+        # pickled under its Python 2 name, commands.Popen
+        'another class': (Reduce(subprocess.Popen, ['touch', str(marker)]), '.Popen'),
+        'payload inside a CfgNode': (evil_cfg, 'posix.system'),
+        'another name of yacs': (Reduce(yacs_config._assert_with_logging, True,
+                                        'x'), 'yacs.config._assert_with_logging'),
+        # pickled as a Namespace is, without constructor arguments
+        'another class of argparse': (argparse.FileType('w'), 'argparse.FileType'),
+        'CfgNode built with arguments': (Reduce(CfgNode, {'A': 1}), 'with constructor arguments'),
+    }
+
+
+@pytest.mark.parametrize('case', list(malicious(Path('x'))))
+def test_anything_else_beside_the_weights_is_refused(case, cli, tmp_path, capsys):
+    marker = tmp_path / 'pwned'
+    payload, message = malicious(marker)[case]
+    src, dst = tmp_path / 'evil.pth', tmp_path / 'out' / 'dst.pth'
+    sd = randomise(OfficialDWNet('dwconv', **SMALL)).state_dict()
+    torch.save(training_checkpoint(sd, config=payload), src)
+    assert run(cli, argv(src, dst, 'demystify', 'dwconv_t', '--overrides',
+                         overrides('dwconv'))) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith(f'{PROG}: error: checkpoint ')
+    assert 'is refused' in err and message in err
+    assert not marker.exists() and sorted(p.name for p in tmp_path.iterdir()) == ['evil.pth']
+    with pytest.raises(ToolError, match='is refused'):
+        load_release(str(src))
+    assert not marker.exists()

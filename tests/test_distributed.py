@@ -13,7 +13,7 @@ from typing import Dict, List
 import pytest
 import torch
 
-from backbones.toy import ensure_toy_data
+from harness.toy import ensure_toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
@@ -189,7 +189,7 @@ sys.path.insert(0, 'tools')
 spec = importlib.util.spec_from_file_location('train', 'tools/train.py')
 train = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(train)
-from backbones.cli import build_runner
+from harness.running import build_runner
 data, work = sys.argv[1], sys.argv[2]
 MIXERS = {'WindowMSA', 'DynamicDWConv', 'IDynamicDWConv'}
 # 64-pixel toy images: Swin's last stage (4x4) is smaller than its 7x7 window
@@ -260,7 +260,7 @@ def test_amp_train_step_of_each_backbone_runs_in_bfloat16(tmp_path):
 def test_cpu_distributed_config_uses_gloo_bn_and_ddp_without_devices(monkeypatch):
     from mmengine.config import Config
 
-    from backbones import launch
+    from harness.running import config as launch
     if torch.cuda.is_available():
         pytest.skip('the CPU fallbacks apply without CUDA')
     logged = []
@@ -282,17 +282,17 @@ def test_cpu_distributed_config_uses_gloo_bn_and_ddp_without_devices(monkeypatch
 
 
 def test_launcher_environment_is_checked(monkeypatch):
-    from backbones.cli import _slurm_env, init_cpu_distributed
-    from backbones.launch import UsageError
+    from harness.errors import ToolError
+    from harness.running.distributed import _slurm_env, init_cpu_distributed
     if torch.cuda.is_available():
         pytest.skip('CUDA runs use mmengine init_dist')
     # a private environment: nothing set here may leak into later tests' processes
     monkeypatch.setattr(os, 'environ', {})
-    with pytest.raises(UsageError, match='RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'):
+    with pytest.raises(ToolError, match='RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set'):
         init_cpu_distributed('pytorch')
-    with pytest.raises(UsageError, match='outside a Slurm job step'):
+    with pytest.raises(ToolError, match='outside a Slurm job step'):
         init_cpu_distributed('slurm')
-    with pytest.raises(UsageError, match="launcher 'mpi' needs CUDA"):
+    with pytest.raises(ToolError, match="launcher 'mpi' needs CUDA"):
         init_cpu_distributed('mpi')
     os.environ.update(SLURM_PROCID='3', SLURM_NTASKS='4', SLURM_LOCALID='1', MASTER_ADDR='node7')
     _slurm_env()

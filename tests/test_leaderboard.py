@@ -1,10 +1,12 @@
 """The leaderboard on records written here: values, paper references and differences, run
-selection (latest / --best / --mean), toy separation, broken inputs, outputs, metafiles."""
+selection (latest / --best / --mean), --tta test runs, toy separation, broken inputs, outputs,
+the plot's labels, metafiles."""
 import base64
 import csv
-import importlib.util
+import itertools
 import json
 import re
+import runpy
 import statistics
 import sys
 from pathlib import Path
@@ -13,14 +15,18 @@ from typing import Dict, List, Optional
 import pytest
 import yaml
 
-from backbones import leaderboard as lb
-from backbones.paper import PAPER, PAPER_IN22K, TASK_KEYS
-from backbones.zoo import display_name, get_properties
+from backbones.engine import ResultRecord
+from backbones.zoo import PAPER_MODELS, display_name, get_model_info, get_properties
+from harness import leaderboard as lb
+from harness.errors import tool_main
+from harness.leaderboard.plot import LABEL_GID
+from harness.tasks import get_setting
 
 REPO = Path(__file__).resolve().parents[1]
 MINUS = '\u2212'
+TTA = ('miou_ms', )  # the fixture's ADE20K record has it: the main table shows its column
 
-BASE = dict(schema=1, git_commit='abc123', world_size=8, toy=False)
+BASE = dict(schema=2, git_commit='abc123', world_size=8, toy=False, config_hash='0' * 64)
 IDYN_RUNS = [  # idynamic_t on ImageNet: (seed, day, top1); seed 0 re-run on day 24
     (0, 20, 81.52), (1, 21, 82.14), (2, 22, 81.73), (0, 24, 81.60)
 ]
@@ -35,19 +41,27 @@ def record(model: str,
            day: int = 20,
            seed: int = 0,
            **extra) -> dict:
-    return dict(
+    """A result record as ``ResultRecordHook`` writes it (schema 2)."""
+    fields = dict(
         BASE,
-        model=model,
-        task=task,
-        template=template,
-        metrics=metrics,
-        params_m=extra.pop('params_m', 30.5),
-        gflops=extra.pop('gflops', 4.21),
+        params_m=30.5,
+        gflops=4.21,
         date=f'2026-11-{day:02d}T12:00:00+00:00',
         seed=seed,
         config=f'configs/{task}/{model}_{template}.py',
         work_dir=f'work_dirs/{model}_{template}_{seed}_{day}',
-        **extra)
+        raw_metrics={
+            f'raw/{k}': v / 100
+            for k, v in metrics.items()
+        })
+    fields.update(extra)
+    return ResultRecord(
+        model=model, task=task, template=template, metrics=metrics, **fields).to_dict()
+
+
+def paper(model: str, setting: str, quantity: str) -> float:
+    """The paper's value, from the zoo's model record."""
+    return get_model_info(model).paper[setting][quantity]
 
 
 def cell(ours: float, paper: Optional[float], decimals: int = 1) -> str:
@@ -108,8 +122,8 @@ def toy_records() -> Dict[str, dict]:
     }
 
 
-BENCHMARK = [
-    dict(
+BENCHMARK = [  # as tools/benchmark.py writes them
+    lb.benchmark_record(
         model='idynamic_t',
         mode='inference',
         batch_size=64,
@@ -119,7 +133,7 @@ BENCHMARK = [
         images_per_s=1234.0,
         latency_ms=51.9,
         peak_mem_mb=2048.0),
-    dict(
+    lb.benchmark_record(
         model='idynamic_t',
         mode='inference',
         batch_size=1,
@@ -129,7 +143,7 @@ BENCHMARK = [
         images_per_s=45.6,
         latency_ms=21.9,
         peak_mem_mb=300.0),
-    dict(
+    lb.benchmark_record(
         model='idynamic_t',
         mode='train',
         batch_size=64,
@@ -167,8 +181,16 @@ def work_dirs(tmp_path: Path) -> Path:
     return root
 
 
+if str(REPO / 'tools') not in sys.path:  # for the tool's `import _bootstrap`
+    sys.path.append(str(REPO / 'tools'))  # last: shadows nothing
+#: ``tools/leaderboard.py``'s globals, run in this process (a subprocess would spend seconds on
+#: imports)
+TOOL = runpy.run_path(str(REPO / 'tools' / 'leaderboard.py'), run_name='_tools_leaderboard')
+
+
 def run(argv: List[str], capsys) -> tuple:
-    rc = lb.main(argv)
+    """The command line in this process: exit code, stdout, stderr."""
+    rc = tool_main(lambda: TOOL['main'](argv))
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 
@@ -182,10 +204,9 @@ def md_row(md: str, first_cell: str, after: str = '') -> List[str]:
     raise AssertionError(f'no row {first_cell!r} in\n{text}')
 
 
-def column(name: str) -> int:
-    """Index of a main-table column in a markdown row (0 is the model)."""
-    task, quantity = name.split(':')
-    return 1 + lb.MAIN_COLUMNS.index((task, quantity))
+def column(name: str, tta=TTA) -> int:
+    """Index of a main-table column (``'task:quantity'``) in a markdown row (0 is the model)."""
+    return 1 + [c.key for c in lb.main_columns(tta)].index(name)
 
 
 def latest_idyn() -> dict:
@@ -212,25 +233,28 @@ def test_default_outputs(work_dirs: Path, tmp_path: Path, capsys) -> None:
     # latest run by date, with the paper's reference and the difference
     latest = latest_idyn()
     row = md_row(full, display_name('idynamic_t'))
-    ref = PAPER['idynamic_t']
+    ref = get_model_info('idynamic_t').paper['imagenet']
     assert row[column('imagenet:top1')] == cell(latest['metrics']['top1'], ref['top1'])
-    assert row[column('imagenet:real_top1')] == cell(latest['metrics']['real_top1'], ref['real'])
-    assert row[column('imagenet:params_m')] == cell(latest['params_m'],
-                                                    ref[TASK_KEYS['imagenet'][0]])
-    assert row[column('imagenet:gflops')] == cell(latest['gflops'], ref[TASK_KEYS['imagenet'][1]],
-                                                  2)
+    assert row[column('imagenet:real_top1')] == cell(latest['metrics']['real_top1'],
+                                                     ref['real_top1'])
+    assert row[column('imagenet:params_m')] == cell(latest['params_m'], ref['params_m'])
+    assert row[column('imagenet:gflops')] == cell(latest['gflops'], ref['gflops'], 2)
     assert row[column('coco:ap_box')] == ''  # missing task: empty cell
     assert row[-1] == 'GPU 1234 (bs 64); CPU 45.6 (bs 1)'  # inference only, with batch size
 
     swin = full_records()['swin/cascade/result.json']
     row = md_row(full, display_name('swin_t'))
-    assert row[column('coco:ap_box')] == cell(swin['metrics']['ap_box'], PAPER['swin_t']['ap_box'])
+    assert row[column('coco:ap_box')] == cell(swin['metrics']['ap_box'],
+                                              paper('swin_t', 'coco_cascade', 'ap_box'))
     assert row[column('coco:ap_mask')] == cell(swin['metrics']['ap_mask'],
-                                               PAPER['swin_t']['ap_mask'])
-    assert row[column('coco:gflops')] == cell(swin['gflops'], PAPER['swin_t']['coco_flops'], 0)
+                                               paper('swin_t', 'coco_cascade', 'ap_mask'))
+    assert row[column('coco:gflops')] == cell(swin['gflops'],
+                                              paper('swin_t', 'coco_cascade', 'gflops'), 0)
     row = md_row(full, display_name('dwconv_t'))
     ade = full_records()['dwconv/ade/result.json']
-    assert row[column('ade20k:miou')] == cell(ade['metrics']['miou'], PAPER['dwconv_t']['miou'])
+    assert row[column('ade20k:miou')] == cell(ade['metrics']['miou'],
+                                              paper('dwconv_t', 'ade20k', 'miou'))
+    assert row[column('ade20k:miou_ms')] == cell(ade['metrics']['miou_ms'], None)
     assert row[column('ade20k:params_m')] == ''  # params null in the record
 
     # paper order, unknown model last with its own row and no reference
@@ -240,14 +264,14 @@ def test_default_outputs(work_dirs: Path, tmp_path: Path, capsys) -> None:
     mine = full_records()['mine/result.json']
     assert md_row(full, UNKNOWN)[column('imagenet:top1')] == cell(mine['metrics']['top1'], None)
 
-    # other settings: per (model, template); ImageNet-22k against PAPER_IN22K
+    # other settings: per (model, setting); ImageNet-22k against the paper's second table
     other = full[full.index('### Other settings'):]
     maskrcnn = md_row(other, display_name('swin_t'))
-    assert maskrcnn[1] == 'coco_maskrcnn'
+    assert maskrcnn[1] == get_setting('coco_maskrcnn').title
     assert cell(full_records()['swin/maskrcnn/result.json']['metrics']['ap_box'], None) in maskrcnn
     in22k = md_row(other, display_name('swin_b'))
-    assert in22k[1] == 'imagenet_in22k_ft'
-    assert cell(84.93, PAPER_IN22K['swin_b']['top1']) in in22k
+    assert in22k[1] == get_setting('imagenet_in22k_ft').title
+    assert cell(84.93, paper('swin_b', 'imagenet_in22k_ft', 'top1')) in in22k
 
     # toy runs: own section with a banner, never in the full-scale tables, no paper references
     assert 'TOY' in toy
@@ -267,9 +291,8 @@ def test_default_outputs(work_dirs: Path, tmp_path: Path, capsys) -> None:
     top1 = next(r for r in rows
                 if r['scale'] == 'full' and r['model'] == 'idynamic_t' and r['quantity'] == 'top1')
     assert float(top1['ours']) == latest['metrics']['top1']
-    assert float(top1['paper']) == PAPER['idynamic_t']['top1']
-    assert float(top1['diff']) == pytest.approx(latest['metrics']['top1'] -
-                                                PAPER['idynamic_t']['top1'])
+    assert float(top1['paper']) == ref['top1']
+    assert float(top1['diff']) == pytest.approx(latest['metrics']['top1'] - ref['top1'])
     assert int(top1['runs']) == len(IDYN_RUNS)
     assert {r['scale']
             for r in rows if r['model'] == 'ddwconv_t' and r['section'] != 'properties'} == {'toy'}
@@ -286,7 +309,7 @@ def test_default_outputs(work_dirs: Path, tmp_path: Path, capsys) -> None:
 
 
 def test_best_and_mean(work_dirs: Path, tmp_path: Path, capsys) -> None:
-    ref = PAPER['idynamic_t']['top1']
+    ref = paper('idynamic_t', 'imagenet', 'top1')
     rc, stdout, _ = run(['--work-dirs',
                          str(work_dirs), '--out',
                          str(tmp_path / 'b'), '--best'], capsys)
@@ -308,7 +331,8 @@ def test_best_and_mean(work_dirs: Path, tmp_path: Path, capsys) -> None:
     assert md_row(stdout, display_name('idynamic_t'))[column('imagenet:top1')] == expected
     swin = full_records()['swin/cascade/result.json']['metrics']['ap_box']  # one seed: n=1
     assert md_row(stdout, display_name('swin_t'))[column('coco:ap_box')] == (
-        f'{swin:.1f} [n=1] {cell(swin, PAPER["swin_t"]["ap_box"])[len(f"{swin:.1f} "):]}')
+        f'{swin:.1f} [n=1] '
+        f'{cell(swin, paper("swin_t", "coco_cascade", "ap_box"))[len(f"{swin:.1f} "):]}')
     rows = list(csv.DictReader((tmp_path / 'm' / 'leaderboard.csv').open()))
     top1 = next(r for r in rows if r['model'] == 'idynamic_t' and r['quantity'] == 'top1')
     assert float(top1['ours']) == pytest.approx(mean, abs=1e-4)
@@ -337,7 +361,7 @@ def test_toy_and_full_flags(work_dirs: Path, tmp_path: Path, capsys) -> None:
     assert cell(TOY_TOP1, None) in md_row(stdout, display_name('ddwconv_t'))
 
 
-def test_empty_and_missing_work_dirs(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_empty_and_missing_work_dirs(tmp_path: Path, capsys) -> None:
     empty = tmp_path / 'empty'
     empty.mkdir()
     rc, stdout, _ = run(['--work-dirs', str(empty), '--out', str(tmp_path / 'out')], capsys)
@@ -347,14 +371,7 @@ def test_empty_and_missing_work_dirs(tmp_path: Path, capsys, monkeypatch) -> Non
     for ext in ('md', 'csv', 'html', 'png'):
         assert (tmp_path / 'out' / f'leaderboard.{ext}').is_file()
 
-    # the command line (tools/leaderboard.py, imported by path: a subprocess would spend ~10 s
-    # importing the package): a nonexistent folder is one line on stderr and exit code 2
-    monkeypatch.syspath_prepend(str(REPO / 'tools'))
-    spec = importlib.util.spec_from_file_location('_tools_leaderboard',
-                                                  REPO / 'tools' / 'leaderboard.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    assert tool._load() is lb
+    # a nonexistent folder is one line on stderr and exit code 2, nothing written
     rc, stdout, stderr = run(['--work-dirs',
                               str(tmp_path / 'nope'), '--out',
                               str(tmp_path / 'x')], capsys)
@@ -363,22 +380,14 @@ def test_empty_and_missing_work_dirs(tmp_path: Path, capsys, monkeypatch) -> Non
     assert not (tmp_path / 'x').exists()
 
 
-def test_standalone_without_package(work_dirs: Path, tmp_path: Path, capsys) -> None:
-    """Loaded by path (what tools/leaderboard.py does where mmcv is missing): same tables,
-    property table unknown."""
-    spec = importlib.util.spec_from_file_location('_lb_standalone', lb.__file__)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-        assert module.main(['--work-dirs', str(work_dirs), '--out', str(tmp_path / 's')]) == 0
-    finally:
-        del sys.modules[spec.name]
-    stdout = capsys.readouterr().out
-    assert md_row(stdout,
-                  'idynamic_t')[column('imagenet:top1')] == cell(latest_idyn()['metrics']['top1'],
-                                                                 PAPER['idynamic_t']['top1'])
-    assert md_row(stdout[stdout.index('## Properties'):], 'swin_t')[1:] == ['?'] * 4
+def test_no_module_is_loaded_by_path() -> None:
+    """The package and the tool import each other normally (no loading by file path)."""
+    sources = list((REPO / 'harness' / 'leaderboard').glob('*.py'))
+    sources.append(REPO / 'tools' / 'leaderboard.py')
+    for path in sources:
+        text = path.read_text()
+        assert 'spec_from_file_location' not in text and '_load_sibling' not in text, path
+    assert TOOL['lb'] is lb
 
 
 def test_metafiles(work_dirs: Path, tmp_path: Path, capsys) -> None:
@@ -454,3 +463,174 @@ def test_metafiles(work_dirs: Path, tmp_path: Path, capsys) -> None:
     ], capsys)
     assert rc == 0 and 'metafiles not written' in stderr
     assert not (tmp_path / 'repo2').exists()
+
+
+def test_tta_test_runs_fill_their_column(tmp_path: Path, capsys) -> None:
+    """``tools/test.py --tta`` writes ``test_result.json`` with ``tta: true`` and the metric
+    under its tta name (``miou_ms``): it joins the entry of the same (model, setting, scale)."""
+    root = tmp_path / 'work_dirs'
+    train = record('dwconv_t', 'ade20k', 'ade20k', dict(miou=45.84), day=20)
+    tta = record('dwconv_t', 'ade20k', 'ade20k', dict(miou_ms=46.93), day=21, tta=True)
+    # a plain test run: read, not shown; a toy tta run: never in the full-scale entry
+    plain = record('dwconv_t', 'ade20k', 'ade20k', dict(miou=11.11), day=22)
+    toy = record('dwconv_t', 'ade20k', 'ade20k', dict(miou_ms=22.22), day=23, tta=True, toy=True)
+    write_tree(
+        root, {
+            'ade/result.json': train,
+            'ade/tta/test_result.json': tta,
+            'ade/test/test_result.json': plain,
+            'toy/tta/test_result.json': toy
+        })
+    out = tmp_path / 'out'
+    rc, stdout, stderr = run(['--work-dirs', str(root), '--out', str(out), '--full'], capsys)
+    assert rc == 0 and 'skipped' not in stderr
+    row = md_row(stdout, display_name('dwconv_t'))
+    assert row[column('ade20k:miou')] == cell(45.84, paper('dwconv_t', 'ade20k', 'miou'))
+    assert row[column('ade20k:miou_ms')] == cell(46.93, None)
+    assert '11.1' not in stdout and '22.2' not in stdout
+    rows = list(csv.DictReader((out / 'leaderboard.csv').open()))
+    ms = next(r for r in rows if r['quantity'] == 'miou_ms')
+    assert float(ms['ours']) == 46.93 and ms['setting'] == 'ade20k'
+    assert ms['note'] == str(root / 'ade' / 'tta' / 'test_result.json')
+
+    # the model zoo gets it under the task table's metafile name
+    rc, _, _ = run([
+        '--work-dirs',
+        str(root), '--out',
+        str(out), '--quiet', '--full', '--metafiles',
+        str(tmp_path / 'repo')
+    ], capsys)
+    meta = yaml.safe_load((tmp_path / 'repo' / 'metafiles' / 'dwconv.yml').read_text())
+    metrics = meta['Models'][0]['Results'][0]['Metrics']
+    assert metrics == {'mIoU': 45.84, 'mIoU(ms+flip)': 46.93}
+
+    # a tta run without a training record still shows; --toy: the toy one only
+    (root / 'ade' / 'result.json').unlink()
+    rc, stdout, _ = run(['--work-dirs', str(root), '--out', str(out), '--full'], capsys)
+    row = md_row(stdout, display_name('dwconv_t'))
+    assert row[column('ade20k:miou_ms')] == cell(46.93, None) and row[column('ade20k:miou')] == ''
+    rc, stdout, _ = run(['--work-dirs', str(root), '--out', str(out), '--toy'], capsys)
+    assert md_row(stdout, display_name('dwconv_t'))[column('ade20k:miou_ms')] == cell(22.22, None)
+
+
+def test_bad_inputs_are_warned_about_and_skipped(tmp_path: Path, capsys) -> None:
+    root = tmp_path / 'work_dirs'
+    good = record('swin_t', 'imagenet', 'imagenet', dict(top1=80.12))
+    write_tree(
+        root,
+        {
+            'good/result.json': good,
+            'list/result.json': [good],  # JSON, but not an object
+            'old/result.json': dict(good, schema=1, metrics=dict(top1=70.77)),
+            'newer/result.json': dict(good, schema=3, metrics=dict(top1=71.88)),
+        })
+    bench = root / 'benchmark'
+    bench.mkdir()
+    (bench / 'malformed.json').write_text('[{"model": "swin_t", ')
+    entries = [
+        dict(BENCHMARK[0], model='swin_t', images_per_s=333.0),  # good
+        'not an object',
+        dict(BENCHMARK[0], model='swin_t', images_per_s=None),
+        dict(BENCHMARK[0], model='swin_t', batch_size=True),
+        dict(BENCHMARK[0], model='swin_t', schema=lb.BENCHMARK_SCHEMA_VERSION + 1),
+        {
+            k: v
+            for k, v in BENCHMARK[0].items() if k != 'schema'
+        },
+    ]
+    (bench / 'entries.json').write_text(json.dumps(entries))
+    out = tmp_path / 'out'
+    rc, stdout, stderr = run(['--work-dirs', str(root), '--out', str(out)], capsys)
+    assert rc == 0
+    warnings = [line for line in stderr.splitlines() if line.startswith('warning: skipped')]
+    expected = [  # (file, what its warning says)
+        ('list/result.json', 'expected a JSON object, got list'),
+        ('old/result.json', 'schema version 1, this reader reads 2'),
+        ('newer/result.json', 'schema version 3, this reader reads 2'),
+        ('benchmark/malformed.json', 'cannot read JSON'),
+    ]
+    for i, reason in enumerate([
+            'expected a JSON object', '"images_per_s" is None', '"batch_size" is True',
+            f'schema version {lb.BENCHMARK_SCHEMA_VERSION + 1}', 'schema version None'
+    ],
+                               start=1):
+        expected.append(('benchmark/entries.json', f'benchmark entry {i}: {reason}'))
+    for path, reason in expected:
+        found = [w for w in warnings if f'skipped {root / path}: ' in w and reason in w]
+        assert len(found) == 1, (path, reason, warnings)
+    assert len(warnings) == len(expected)
+    # the skipped ones are listed on the board and show no value; the good ones show
+    md = (out / 'leaderboard.md').read_text()
+    skipped = md[md.index('## Skipped inputs'):]
+    assert all(str(root / path) in skipped for path, _ in expected)
+    row = md_row(stdout, display_name('swin_t'))
+    assert row[column('imagenet:top1', ())] == cell(80.12, paper('swin_t', 'imagenet', 'top1'))
+    assert row[-1] == 'GPU 333 (bs 64)'
+    assert '70.8' not in stdout and '71.9' not in stdout
+
+
+def paper_model_records() -> Dict[str, dict]:
+    """All eight paper models on ImageNet with FLOPs near the paper's: the four T models within
+    0.4 GFLOPs of each other."""
+    measured = dict(
+        swin_t=(4.21, 81.2),
+        dwconv_t=(3.86, 81.4),
+        ddwconv_t=(3.88, 81.8),
+        idynamic_t=(3.97, 81.7),
+        swin_b=(15.1, 83.4),
+        dwconv_b=(12.7, 83.1),
+        ddwconv_b=(12.8, 83.2),
+        idynamic_b=(13.5, 83.3))
+    return {
+        f'{m}/result.json': record(m, 'imagenet', 'imagenet', dict(top1=top1), gflops=gflops)
+        for m, (gflops, top1) in measured.items()
+    }
+
+
+def test_plot_labels_do_not_overlap(tmp_path: Path) -> None:
+    records = paper_model_records()
+    assert set(r['model'] for r in records.values()) == set(PAPER_MODELS)
+    write_tree(tmp_path, records)
+    fig = lb.plot_figure(lb.build_leaderboard(tmp_path))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.texts if t.get_gid() == LABEL_GID]
+        # ImageNet: our eight points (the paper's then unlabelled); COCO, ADE20K: the paper's
+        assert sorted(t.get_text() for t in labels) == sorted(map(display_name, PAPER_MODELS))
+        boxes = {t.get_text(): t.get_window_extent(renderer) for t in labels}
+        for (a, box_a), (b, box_b) in itertools.combinations(boxes.items(), 2):
+            assert not box_a.overlaps(box_b), f'{ax.get_title()}: {a} overlaps {b}'
+        for name, box in boxes.items():
+            assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1), name
+    # the case is a hard one: at the point, the T models' labels would overlap
+    ax = fig.axes[0]
+    points = [
+        ax.transData.transform((r['gflops'], r['metrics']['top1'])) for r in records.values()
+        if r['model'].endswith('_t')
+    ]
+    width = min(b.width for b in boxes.values())
+    assert any(
+        abs(p[0] - q[0]) < width and abs(p[1] - q[1]) < 12
+        for p, q in itertools.combinations(points, 2))
+    fig.savefig(tmp_path / 'plot.png')  # renders
+
+
+def test_html_holds_every_model_of_the_records(tmp_path: Path) -> None:
+    records = {**paper_model_records(), **full_records(), **toy_records()}
+    write_tree(tmp_path, records)
+    (tmp_path / 'benchmark').mkdir()
+    (tmp_path / 'benchmark' /
+     'bench.json').write_text(json.dumps([dict(BENCHMARK[0],
+                                               model='benchnet_s')]))  # benchmarked only
+    board = lb.build_leaderboard(tmp_path)
+    page = lb.render_html(board, b'\x89PNG')
+    models = {r['model'] for r in records.values()} | {'benchnet_s'}
+    assert set(board.models) == models
+    for model in models:
+        assert f'<td class="model">{display_name(model)}</td>' in page, model
+    # each model has a main-table row in its scale's section (and one in the property table)
+    full, toy = page.split('<section class="toy-section">')
+    assert page.count(f'<td class="model">{display_name("ddwconv_t")}</td>') == 3  # +toy
+    assert f'<td class="model">{display_name(UNKNOWN)}</td>' in full
+    assert f'<td class="model">{display_name("ddwconv_t")}</td>' in toy

@@ -8,10 +8,10 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from backbones.complexity import build_task_model
-from backbones.configgen import config_path
-from backbones.launch import task_of
 from backbones.registry import MODELS
+from harness.models import build_task_model
+from harness.running import task_of
+from harness.tasks import config_path
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODELS_T = ['swin_t', 'dwconv_t', 'ddwconv_t', 'idynamic_t']

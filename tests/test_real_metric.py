@@ -178,7 +178,7 @@ def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
     from mmpretrain.datasets import ImageNet
     from mmpretrain.datasets.transforms import PackInputs
 
-    from backbones.toy import ensure_toy_data
+    from harness.toy import ensure_toy_data
 
     root = ensure_toy_data(
         'imagenet',

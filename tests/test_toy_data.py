@@ -3,6 +3,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Dict
 
@@ -11,9 +12,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from backbones.toy import DatasetError, _common, check_dataset, ensure_toy_data
-from backbones.toy.ade20k import CLASSES as ADE_TOY_CLASSES
-from backbones.toy.coco import CLASSES as COCO_CLASSES
+from harness.toy import DatasetError, _common, check_dataset, ensure_toy_data
+from harness.toy.ade20k import CLASSES as ADE_TOY_CLASSES
+from harness.toy.coco import CLASSES as COCO_CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +95,7 @@ def test_ensure_is_idempotent_and_regenerates_on_change(task, tmp_path):
 
 
 def test_killed_generation_leaves_no_complete_looking_dataset(tmp_path, monkeypatch):
-    from backbones.toy import ade20k
+    from harness.toy import ade20k
 
     calls = []
     real_render = ade20k.render_scene
@@ -137,16 +138,45 @@ def test_unknown_task_and_size_are_rejected(tmp_path):
         check_dataset('voc', tmp_path)
 
 
-def test_cli_prints_what_it_wrote(tmp_path, capsys):
+def test_sizes_out_of_range_are_rejected_before_writing(tmp_path):
+    with pytest.raises(ValueError, match=r'num_classes must be in 1\.\.20, got 21'):
+        ensure_toy_data('imagenet', tmp_path, num_classes=21)
+    with pytest.raises(ValueError, match='val_images must be >= 1, got 0'):
+        ensure_toy_data('coco', tmp_path, val_images=0)
+    with pytest.raises(ValueError, match=r'max_size must be >= min_size \+ 16'):
+        ensure_toy_data('ade20k', tmp_path, min_size=100, max_size=110)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _load_cli(monkeypatch):
+    # for the tool's `import _bootstrap`; last: shadows nothing
+    monkeypatch.setattr(sys, 'path', sys.path + [str(REPO / 'tools')])
     spec = importlib.util.spec_from_file_location('make_toy_data',
                                                   REPO / 'tools' / 'make_toy_data.py')
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli
+
+
+def test_cli_prints_what_it_wrote(tmp_path, capsys, monkeypatch):
+    cli = _load_cli(monkeypatch)
     assert cli.main(['--task', 'ade20k', '--root', str(tmp_path), '--seed', '2']) == 0
     out = capsys.readouterr().out
     assert f'ade20k: {tmp_path / "ade20k"} (wrote' in out and '"images": 64' in out
     assert cli.main(['--task', 'ade20k', '--root', str(tmp_path), '--seed', '2']) == 0
     assert 'up to date' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('args', [['--task', 'coco', '--size', 'num_classes=3'],
+                                  ['--task', 'coco', '--size', 'min_size=8'],
+                                  ['--size', 'val_images=2'], ['--seed', '-1']])
+def test_cli_bad_input_is_one_error_line(args, tmp_path, capsys, monkeypatch):
+    from harness.errors import tool_main
+    cli = _load_cli(monkeypatch)
+    assert tool_main(lambda: cli.main(['--root', str(tmp_path), *args]), prog='mtd') == 2
+    err = capsys.readouterr().err
+    assert err.startswith('mtd: error: ') and err.count('\n') == 1
+    assert list(tmp_path.iterdir()) == []  # nothing written
 
 
 # ---------------------------------------------------------------------------
@@ -203,7 +233,7 @@ def test_imagenet_layout_real_labels_and_mmpretrain_dataset(toy):
 
 def test_imagenet_real_label_kinds_occur_at_default_size():
     """Multi-label and empty ReaL entries occur (checked on the layout alone: no images)."""
-    from backbones.toy.imagenet import DEFAULTS, val_layout
+    from harness.toy.imagenet import DEFAULTS, val_layout
     layout = val_layout(0, DEFAULTS['num_classes'], DEFAULTS['val_per_class'])
     kinds = [k for _, k, _ in layout]
     assert kinds.count('multi') > 0 and kinds.count('empty') > 0

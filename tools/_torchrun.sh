@@ -11,15 +11,37 @@ case "$GPUS" in
                    exit 2 ;;
 esac
 
-# torchrun_job NAME SCRIPT ARGS...: torchrun in the background, so that a TERM / INT / HUP sent
-# to this script reaches it (it then stops its processes), and a failure ends with one line.
-torchrun_job() {
-    local name=$1 child rc
+# preflight NAME SCRIPT ARGS...: check the config, data roots and checkpoints once, in one
+# process, before starting N of them (a bad input then ends in seconds with one error line, not
+# N copies after the processes started). Sets WORK_DIR from the tool's answer.
+preflight() {
+    local name=$1 out rc=0
     shift
+    out=$(PYTHONPATH="$HERE/..:${PYTHONPATH:-}" "$PYTHON" "$@" --dry-run 2>&1) || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        # the tool's own one-line error if it printed one, else the end of its output
+        { grep -m1 ': error: ' <<<"$out" || tail -n 5 <<<"$out"; } | sed "s/^[a-z_]*\.py: /$name: /" >&2
+        exit "$rc"
+    fi
+    WORK_DIR=$(sed -n 's/^work_dir=//p' <<<"$out" | tail -n1)
+}
+
+# torchrun_job NAME SCRIPT ARGS...: torchrun in the background, so that a TERM / INT / HUP sent
+# to this script reaches it (it then stops its processes). Rank 0's output is shown on the
+# console; every process's output goes to WORK_DIR/torchrun/ (per attempt and rank). When a
+# process fails, its error is shown once, with one summary line, instead of N copies and
+# torchrun's traceback.
+torchrun_job() {
+    local name=$1 child rc logs
+    shift
+    logs="${WORK_DIR:-work_dirs}/torchrun/$(date +%Y%m%d_%H%M%S)"
+    mkdir -p "$logs"
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYTHONPATH="$HERE/..:${PYTHONPATH:-}" \
     "$PYTHON" -m torch.distributed.run \
         --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-        --nproc_per_node="$GPUS" --master_port="$PORT" "$@" &
+        --nproc_per_node="$GPUS" --master_port="$PORT" \
+        --log-dir "$logs" --redirects 3 --tee 3 --local-ranks-filter 0 \
+        "$@" 2>"$logs/torchrun.err" &
     child=$!
     trap 'kill -TERM "$child" 2>/dev/null' TERM INT HUP
     while true; do
@@ -29,9 +51,29 @@ torchrun_job() {
     done
     trap - TERM INT HUP
     if [ "$rc" -ne 0 ]; then
-        echo "$name: error: torchrun exited with code $rc: a process of the job failed or was" \
-             "killed; the first failure is the \"Root Cause\" above" >&2
+        report_failure "$name" "$logs" "$rc"
     fi
     return "$rc"
 }
 
+# report_failure NAME LOGDIR RC: the first failed process's error once (its last 'error:' or
+# exception line; for a process killed by a signal, torchrun's root-cause line), then one
+# summary line.
+report_failure() {
+    local name=$1 logs=$2 rc=$3 file line='' rank
+    for file in $(ls -tr "$logs"/*/attempt_*/*/stderr.log 2>/dev/null); do
+        line=$(grep -E ': error: |^[A-Za-z_.]+(Error|Exception|Interrupt)\b' "$file" | tail -n1)
+        if [ -n "$line" ]; then
+            rank=$(basename "$(dirname "$file")")
+            echo "$name: rank $rank: $line" >&2
+            break
+        fi
+    done
+    if [ -z "$line" ]; then  # no error printed: killed, or died in native code
+        rank=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -oE 'rank *: *[0-9]+' | grep -oE '[0-9]+$')
+        line=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -E 'traceback *:' | sed 's/^ *traceback *: *//')
+        [ -n "$line" ] && echo "$name: rank ${rank:-?}: $line" >&2
+    fi
+    echo "$name: error: a process of the job failed (torchrun exit code $rc); every" \
+         "process's output is under $logs" >&2
+}

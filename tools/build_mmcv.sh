@@ -24,7 +24,7 @@ wheel_dir="$CACHE_ROOT/wheels/mmcv-$MMCV_VERSION-$key"
 wheel=$(ls "$wheel_dir"/mmcv-"$MMCV_VERSION"-*.whl 2>/dev/null | head -n1 || true)
 
 if [ -z "$wheel" ]; then
-    echo "[build_mmcv] no cached wheel for $key: building mmcv $MMCV_VERSION from source (~10 min on 2 cores)"
+    echo "[build_mmcv] no cached wheel for $key: building mmcv $MMCV_VERSION from source (25-35 min on 2 cores)"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
     "$PYTHON" -m pip download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$work"
@@ -32,8 +32,23 @@ if [ -z "$wheel" ]; then
     src="$work/mmcv-$MMCV_VERSION"
     sed -i "s/'-std=c++17'/'-std=c++20'/g" "$src/setup.py"
     grep -q -- "-std=c++20" "$src/setup.py" || { echo "[build_mmcv] could not raise the C++ standard in setup.py" >&2; exit 1; }
-    (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation . -w "$work/dist")
+    jobs=${MAX_JOBS:-$(nproc)}
+    # what setup.py compiles: the CPU ops, plus the CUDA ones where torch sees a GPU
+    total=$(ls "$src"/mmcv/ops/csrc/pytorch/*.cpp "$src"/mmcv/ops/csrc/pytorch/cpu/*.cpp | wc -l)
+    if "$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then
+        total=$((total + $(ls "$src"/mmcv/ops/csrc/pytorch/cuda/*.c* | wc -l)))
+    fi
+    echo "[build_mmcv] compiling $total C++ sources with $jobs parallel jobs (a progress line every ${PROGRESS_EVERY:-30} s)"
+    (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS=$jobs \
+        "$PYTHON" -m pip wheel -q --no-deps --no-build-isolation . -w "$work/dist") &
+    build=$!
+    bash "$(dirname "$0")/build_progress.sh" "$src" "$total" "$build" &
+    progress=$!
+    status=0
+    wait "$build" || status=$?
+    kill "$progress" 2>/dev/null || true
+    wait "$progress" 2>/dev/null || true
+    [ "$status" -eq 0 ] || { echo "[build_mmcv] the mmcv build failed (exit $status)" >&2; exit "$status"; }
     mkdir -p "$wheel_dir"
     # Move into place atomically so an interrupted build never leaves a half-written wheel.
     built=$(ls "$work"/dist/mmcv-*.whl)

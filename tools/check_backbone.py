@@ -6,37 +6,35 @@
     python tools/check_backbone.py idynamic_t --quick                    # a paper model, fast
     python tools/check_backbone.py swin_t --only outputs gradients       # some checks
 
-Checks (see backbones/contract.py): build (mmpretrain, mmdet and mmseg MODELS), configs (the
+Checks (see harness/contract/): build (mmpretrain, mmdet and mmseg MODELS), configs (the
 generated configs are up to date), outputs (count, channels = num_features, strides 4/8/16/32),
 input_sizes (non-square, not multiples of 32), frozen_stages, norm_eval, gradients (every
 parameter), checkpoint (the ImageNet classifier's weights load into the dense backbones),
-complexity (params/FLOPs of the three task models in the table's settings, cached; --quick:
-of the backbone alone, in seconds), toy_step (one training step of each task config on toy data).
+complexity (params/FLOPs of the task models in the table's settings, cached; --quick: of the
+backbone alone, in seconds), toy_step (one training step of each task config on toy data).
 
 Prints one PASS / FAIL / SKIP line per check with the reason; exits 0 when nothing fails, 1 when
 a check fails, 2 on bad input (one ``error:`` line).
 """
 import argparse
-import os.path as osp
-import sys
+from typing import List, Optional
 
-import _bootstrap  # noqa: F401
+import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
+from harness.errors import run_tool
+from harness.tasks import settings
 
-from backbones.cli import run_main
-from backbones.configgen import TEMPLATES
-
-IMPORT_HELP = ('module or .py file that registers the backbone (repeatable), as given to '
-               'tools/make_configs.py')
+IMPORT_HELP = ('module, .py file or package folder that registers the backbone (repeatable), '
+               'as given to tools/make_configs.py')
 BACKBONE_HELP = ('registry config of a model not in the zoo, as a Python dict literal, e.g. '
                  '"dict(type=\'MyNet\', arch=\'tiny\')"')
 QUICK_HELP = ('count params/FLOPs of the backbone alone (224x224, dense tasks at toy scale), in '
-              'seconds, instead of the three task models in the table\'s settings (minutes on a '
-              'CPU, cached)')
+              'seconds, instead of the task models in the table\'s settings (minutes on a CPU, '
+              'cached)')
 VERBOSE_HELP = 'keep the toolboxes\' logs and warnings, print tracebacks'
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    from backbones.contract import CHECKS
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    from harness.contract import CHECKS
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('model', help='zoo name, e.g. lkconv_t (new with --backbone)')
@@ -58,23 +56,26 @@ def parse_args(argv=None) -> argparse.Namespace:
         default=[],
         help='leave these checks out')
     parser.add_argument(
+        '--settings',
         '--templates',
+        dest='settings',
         nargs='+',
-        choices=sorted(TEMPLATES),
-        help='task configs for the toy steps (default: those every model gets)')
+        choices=[s.key for s in settings()],
+        help='settings whose configs are checked and get a toy step (default: those every '
+        'model gets)')
     parser.add_argument(
         '--config-root',
-        default='configs',
-        help='where the generated configs are (default: configs)')
+        help='where the generated configs are (default: the model\'s: configs for the paper\'s '
+        'models, the submission\'s own folder, e.g. contrib/lkconv/configs)')
     parser.add_argument('--toy-root', default='data/toy', help='toy data (generated if absent)')
     parser.add_argument('--verbose', action='store_true', help=VERBOSE_HELP)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from backbones.contract import (CHECKS, BackboneChecker, parse_backbone_literal,
-                                    register_submission)
+    from harness.contract import (CHECKS, BackboneChecker, parse_backbone_literal,
+                                  register_submission)
     backbone = parse_backbone_literal(args.backbone) if args.backbone else None
     modules = register_submission(args.model, args.imports, backbone)
     checks = [c for c in (args.only or CHECKS) if c not in args.skip]
@@ -83,7 +84,7 @@ def main(argv=None) -> int:
         imports=modules,
         config_root=args.config_root,
         quick=args.quick,
-        templates=args.templates,
+        settings=args.settings,
         toy_root=args.toy_root,
         verbose=args.verbose)
     print(
@@ -105,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(run_main(main, osp.basename(__file__)))
+    run_tool(main)

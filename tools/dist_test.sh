@@ -14,4 +14,5 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools/_torchrun.sh
 source "$HERE/_torchrun.sh"
 
+preflight dist_test.sh "$HERE/test.py" "$CONFIG" "$CHECKPOINT" "$@"
 torchrun_job dist_test.sh "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "$@"

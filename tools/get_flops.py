@@ -1,9 +1,10 @@
 """Params and FLOPs of every model in every task setting of the paper's table, counted with
-mmengine's FLOP analyzer on the models built from configs/ (see backbones/complexity.py for the
-counting protocol).
+mmengine's FLOP analyzer on the models built from the generated configs (see
+harness/complexity.py for the counting protocol).
 
     python tools/get_flops.py --all            # table with the paper's values beside ours
-    python tools/get_flops.py --all --json     # [{"model", "task", "params_m", "gflops"}, ...]
+    python tools/get_flops.py --all --json     # [{"model", "task", "setting", "params_m", ...}]
+    python tools/get_flops.py --models lkconv_t --settings coco_maskrcnn
     python tools/get_flops.py configs/coco/dwconv_t_maskrcnn.py   # any config
 """
 import argparse
@@ -13,14 +14,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import _bootstrap  # noqa: F401
-
-from backbones import zoo
-from backbones.complexity import TASK_INPUT_HW, task_complexity
-from backbones.configgen import TABLE_TEMPLATE, TEMPLATES, config_path
-from backbones.paper import paper_complexity
-
-TASKS = list(TASK_INPUT_HW)
+import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
+from harness.errors import ToolError, run_tool
+from harness.tasks import TASKS, get_setting, identify, settings, task_of_setting
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,7 +25,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('configs', nargs='*', help='config files to count')
     parser.add_argument('--all', action='store_true', help='all zoo models x all tasks')
     parser.add_argument('--models', nargs='+', help='zoo names (default with --all: all)')
-    parser.add_argument('--tasks', nargs='+', choices=TASKS, default=TASKS)
+    parser.add_argument(
+        '--tasks',
+        nargs='+',
+        choices=list(TASKS),
+        default=list(TASKS),
+        help="the tasks' table settings to count (default: all tasks)")
+    parser.add_argument(
+        '--settings',
+        nargs='+',
+        choices=[s.key for s in settings()],
+        help='settings to count instead of the tasks\' table settings')
     parser.add_argument('--json', action='store_true', help='print JSON records')
     parser.add_argument(
         '--shape',
@@ -40,80 +46,91 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def task_of_config(path: Path) -> str:
-    for template in TEMPLATES.values():
-        if path.name.endswith(f'_{template.suffix}.py') and path.parent.name == template.task:
-            return template.task
-    raise ValueError(f'{path}: cannot tell the task (expected configs/<task>/<model>_<suffix>.py)')
-
-
-def measure(path: Path, task: str, shape: Optional[tuple]) -> dict:
+def measure(path: Path, setting: Optional[str], task: str, shape: Optional[tuple]) -> dict:
     from mmengine.config import Config
+
+    from harness.complexity import task_complexity
     cfg = Config.fromfile(str(path))
     result = task_complexity(cfg.model.to_dict(), task, shape)
     return dict(
         config=str(path),
         task=task,
+        setting=setting,
         params_m=round(result.params_m, 3),
         gflops=round(result.gflops, 3),
-        input_hw=list(shape or TASK_INPUT_HW[task]))
+        input_hw=list(shape or TASKS[task].input_hw))
 
 
 def format_table(records: List[dict]) -> str:
-    head = (f'{"model":<12} {"task":<9} {"params(M)":>10} {"paper":>7} {"d%":>6} '
+    from backbones.zoo import get_model_info
+    head = (f'{"model":<12} {"setting":<14} {"params(M)":>10} {"paper":>7} {"d%":>6} '
             f'{"GFLOPs":>9} {"paper":>7} {"d%":>6}')
     lines = [head, '-' * len(head)]
     for r in records:
-        ref = paper_complexity(r.get('model', ''), r['task'])
+        try:
+            ref = get_model_info(r.get('model', '')).paper.get(r['setting'] or '', {})
+        except KeyError:
+            ref = {}
 
         def cell(value, key):
-            if ref is None:
+            if key not in ref:
                 return f'{"-":>7} {"":>6}'
             return f'{ref[key]:>7g} {100 * (value - ref[key]) / ref[key]:>+6.1f}'
 
-        lines.append(f'{r.get("model", r["config"]):<12} {r["task"]:<9} {r["params_m"]:>10.2f} '
-                     f'{cell(r["params_m"], "params_m")} {r["gflops"]:>9.2f} '
-                     f'{cell(r["gflops"], "gflops")}')
+        lines.append(f'{r.get("model", r["config"]):<12} {r["setting"] or r["task"]:<14} '
+                     f'{r["params_m"]:>10.2f} {cell(r["params_m"], "params_m")} '
+                     f'{r["gflops"]:>9.2f} {cell(r["gflops"], "gflops")}')
     return '\n'.join(lines)
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def plan(args: argparse.Namespace) -> List[tuple]:
+    """(config, setting, task, model) to count."""
+    from backbones.zoo import PAPER_MODELS
+    from harness.configgen import model_config
     jobs = []
     for cfg in args.configs:
         path = Path(cfg)
         if not path.is_file():
-            print(f'error: config not found: {path}', file=sys.stderr)
-            return 2
-        jobs.append((path, task_of_config(path), None))
+            raise ToolError(f'config not found: {path}')
+        model, setting = identify(path)
+        if setting is None:
+            raise ToolError(f'{path}: cannot tell the setting (expected a config generated by '
+                            'tools/make_configs.py: <task>/<model>_<suffix>.py)')
+        jobs.append((path, setting, task_of_setting(setting).name, None))
     if args.all or args.models:
-        for model in args.models or zoo.MODEL_NAMES:
-            for task in args.tasks:
-                path = config_path(model, TABLE_TEMPLATE[task])
+        keys = args.settings or [TASKS[t].table_setting.key for t in args.tasks]
+        for model in args.models or PAPER_MODELS:
+            for key in keys:
+                get_setting(key)
+                try:
+                    path = model_config(model, key)
+                except KeyError as exc:
+                    raise ToolError(exc.args[0])
                 if not path.is_file():
-                    print(
-                        f'error: {path} missing: run tools/make_configs.py {model}',
-                        file=sys.stderr)
-                    return 2
-                jobs.append((path, task, model))
+                    raise ToolError(f'{path} missing: run tools/make_configs.py {model}')
+                jobs.append((path, key, task_of_setting(key).name, model))
     if not jobs:
-        print('error: give configs, --models or --all', file=sys.stderr)
-        return 2
+        raise ToolError('give configs, --models or --all')
+    return jobs
+
+
+def main(argv=None) -> int:
+    from harness.progress import Progress
+    args = parse_args(argv)
+    jobs = plan(args)
+    progress = Progress(len(jobs))
     records = []
-    for path, task, model in jobs:
+    for path, setting, task, model in jobs:
         # the toolboxes log to stdout; keep stdout for the table / JSON
         with contextlib.redirect_stdout(sys.stderr):
-            record = measure(path, task, tuple(args.shape) if args.shape else None)
+            record = measure(path, setting, task, tuple(args.shape) if args.shape else None)
         if model:
             record = dict(model=model, **record)
         records.append(record)
-        if not args.json:
-            print(
-                f'counted {path} ({record["params_m"]:.2f}M, {record["gflops"]:.2f}G)',
-                file=sys.stderr)
+        progress.step(f'counted {path}: {record["params_m"]:.2f}M, {record["gflops"]:.2f}G')
     print(json.dumps(records, indent=1) if args.json else format_table(records))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -1,28 +1,27 @@
-"""Write the thin task configs of zoo models from the templates in configs/_base_.
+"""Write the thin task configs of zoo models from the setting templates in configs/_base_.
 
-    python tools/make_configs.py --all                 # the paper's eight models
-    python tools/make_configs.py my_net --import my_pkg.my_backbone \
-        --backbone "dict(type='MyNet', depth=4)"         # a submitted backbone
+    python tools/make_configs.py --all                              # the paper's eight models
     python tools/make_configs.py lkconv_t --import contrib.lkconv   # registered on import
+    python tools/make_configs.py my_net --import my_pkg.my_backbone \\
+        --backbone "dict(type='MyNet', depth=4)"                      # a new zoo entry
 
-``--import`` takes a module name or a ``.py`` file; the configs name the module in their
+The paper's models get their configs in configs/<task>/; a submitted model in its own folder
+(its zoo entry's ``config_root``, e.g. contrib/lkconv/configs/<task>/). ``--import`` takes a
+module name, a ``.py`` file or a package folder; the configs name the module in their
 ``custom_imports``. See docs/add_backbone.md.
 """
 import argparse
-import sys
+from typing import List, Optional
 
-import _bootstrap  # noqa: F401
-
-from backbones import zoo
-from backbones.configgen import TEMPLATES, write_configs
-from backbones.contract import import_backbone_module, parse_backbone_literal, register_submission
-from backbones.launch import UsageError
+import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
+from harness.errors import ToolError, run_tool
+from harness.tasks import settings
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('models', nargs='*', help='zoo names (default with --all: the paper\'s)')
+    parser.add_argument('models', nargs='*', help='zoo names')
     parser.add_argument('--all', action='store_true', help='all of the paper\'s models')
     parser.add_argument(
         '--backbone',
@@ -33,39 +32,40 @@ def parse_args(argv=None) -> argparse.Namespace:
         dest='imports',
         action='append',
         default=[],
-        help='module or .py file that registers the backbone (repeatable)')
+        help='module, .py file or package folder that registers the backbone (repeatable)')
     parser.add_argument(
+        '--settings',
         '--templates',
+        dest='settings',
         nargs='+',
-        choices=sorted(TEMPLATES),
-        help='which task configs (default: all)')
-    parser.add_argument('--root', default='configs')
+        choices=[s.key for s in settings()],
+        help='which settings (default: every default setting, plus the model\'s extra ones)')
+    parser.add_argument(
+        '--root',
+        help='output folder (default: the model\'s: configs for the paper\'s models, the '
+        'submission\'s own folder, e.g. contrib/lkconv/configs)')
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    models = list(args.models) or (zoo.MODEL_NAMES if args.all else [])
+    from backbones.zoo import PAPER_MODELS
+    from harness.configgen import write_configs
+    from harness.contract import import_backbone_module, parse_backbone_literal, register_submission
+    models = list(args.models) or (list(PAPER_MODELS) if args.all else [])
     if not models:
-        print('error: name models or pass --all', file=sys.stderr)
-        return 2
+        raise ToolError('name models or pass --all')
     if args.backbone and len(models) != 1:
-        print('error: --backbone describes exactly one model', file=sys.stderr)
-        return 2
-    try:
-        imports = [import_backbone_module(spec) for spec in args.imports]
-        backbone = parse_backbone_literal(args.backbone) if args.backbone else None
-        for name in models:
-            register_submission(name, backbone=backbone)
-    except UsageError as exc:
-        print(f'error: {exc}', file=sys.stderr)
-        return 2
+        raise ToolError('--backbone describes exactly one model')
+    imports = [import_backbone_module(spec) for spec in args.imports]
+    backbone = parse_backbone_literal(args.backbone) if args.backbone else None
     for name in models:
-        paths = write_configs(name, args.root, args.templates, imports)
-        for path in paths:
+        register_submission(name, backbone=backbone)
+    for name in models:
+        for path in write_configs(name, args.root, args.settings, imports):
             print(f'wrote {path}')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import _bootstrap  # noqa: F401
+import _bootstrap  # noqa: F401  # isort: skip  (the repository on sys.path)
+from harness.errors import run_tool
+from harness.toy import ensure_toy_data
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -45,7 +47,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from backbones.toy import ensure_toy_data
     for task in args.tasks:
         print(f'[toy] data: {ensure_toy_data(task)}', flush=True)
     jobs = [(m, t) for m in args.models for t in args.tasks]
@@ -95,4 +96,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_tool(main)

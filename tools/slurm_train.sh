@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Slurm: tools/slurm_train.sh PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args]
-# GPUS (total processes, default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS from the
-# environment; GRES (default gpu:GPUS_PER_NODE; GRES= for a CPU partition, where the processes
-# use gloo). --kill-on-bad-exit ends the job step when one process dies.
+# Runs GPUS processes of tools/train.py --launcher slurm in one job step: a new job, or a step
+# of the current one inside an sbatch script (tools/grid.py submit does that). The step's shape
+# comes from the environment (see tools/_srun.sh): GPUS, GPUS_PER_NODE, CPUS_PER_TASK, GRES
+# (GRES= for a CPU partition: gloo), SRUN_ARGS. PARTITION '' means the cluster's default.
+#     GPUS=16 tools/slurm_train.sh gpu swin_t configs/imagenet/swin_t_in1k.py work_dirs/swin_t
+#     GPUS=2 GPUS_PER_NODE=2 GRES= tools/slurm_train.sh local toy CONFIG WORK_DIR --toy
 set -euo pipefail
 if [ $# -lt 3 ]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]" >&2; exit 2
@@ -16,16 +19,9 @@ if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
     WORK_DIR_ARGS=(--work-dir "$1")
     shift
 fi
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-}
-GRES=${GRES-gpu:$GPUS_PER_NODE}
 HERE=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-$(test -x "$HERE/../.venv/bin/python" && echo "$HERE/../.venv/bin/python" || echo python)}
+# shellcheck source=tools/_srun.sh
+source "$HERE/_srun.sh"
 
-PYTHONPATH="$HERE/..:${PYTHONPATH:-}" \
-srun -p "$PARTITION" --job-name="$JOB_NAME" ${GRES:+--gres="$GRES"} \
-    --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 $SRUN_ARGS \
-    "$PYTHON" -u "$HERE/train.py" "$CONFIG" "${WORK_DIR_ARGS[@]}" --launcher slurm "$@"
+srun_job slurm_train.sh "$PARTITION" "$JOB_NAME" "$HERE/train.py" "$CONFIG" \
+    ${WORK_DIR_ARGS[@]+"${WORK_DIR_ARGS[@]}"} "$@"

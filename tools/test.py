@@ -12,8 +12,12 @@ from harness.errors import run_tool
 
 
 def main(argv=None) -> int:
-    from harness.running import build_runner, finish_distributed, run_parser
+    from harness.running import build_runner, finish_distributed, prepare_config, run_parser
     args = run_parser('test', __doc__).parse_args(argv)
+    if args.dry_run:
+        cfg = prepare_config(args, mode='test')[0]
+        print(f'work_dir={cfg.work_dir}')
+        return 0
     build_runner(args, mode='test').test()
     finish_distributed()
     return 0

@@ -1,10 +1,19 @@
 """Prove that the installed stack works: compiled mmcv ops, and one model built from the configs
 shipped inside each of mmdet, mmseg and mmpretrain. Prints one line per check; exits non-zero
-(naming what failed) if any fails."""
+(naming what failed) if any fails. What the toolboxes print on the way (deprecation warnings,
+default-scope notices) goes to the log file, not the console, unless ``--verbose``."""
+import argparse
+import contextlib
+import io
+import os
 import sys
 import time
 import traceback
+import warnings
 from typing import Callable, List, Tuple
+
+LOG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.venv',
+                   'verify_stack.log')
 
 
 def check_mmcv_ops() -> str:
@@ -54,20 +63,42 @@ CHECKS: List[Tuple[str, Callable[[], str]]] = [('mmcv.ops', check_mmcv_ops), ('m
                                                ('backbones', check_backbones)]
 
 
-def main() -> int:
-    failed = []
-    for name, check in CHECKS:
-        start = time.time()
+def run_quietly(check: Callable[[], str], log: io.TextIOBase) -> str:
+    """Run a check with its warnings and prints sent to ``log``."""
+    with warnings.catch_warnings(record=True) as caught, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        warnings.simplefilter('always')
         try:
-            detail = check()
-            print(f'[verify] ok   {name}: {detail} [{time.time() - start:.1f}s]')
-        except Exception as exc:  # report every failure, then exit non-zero
-            failed.append(name)
-            print(f'[verify] FAIL {name}: {type(exc).__name__}: {exc}')
-            traceback.print_exc(limit=3, file=sys.stderr)
+            return check()
+        finally:
+            for w in caught:
+                log.write(f'{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})\n')
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--verbose', action='store_true', help='show the toolboxes\' output')
+    parser.add_argument('--log', default=LOG, help=f'where their output goes (default {LOG})')
+    args = parser.parse_args(argv)
+    os.makedirs(os.path.dirname(os.path.abspath(args.log)), exist_ok=True)
+    failed = []
+    with open(args.log, 'w') as log:
+        for name, check in CHECKS:
+            start = time.time()
+            log.write(f'--- {name}\n')
+            try:
+                detail = check() if args.verbose else run_quietly(check, log)
+                print(f'[verify] ok   {name}: {detail} [{time.time() - start:.1f}s]')
+            except Exception as exc:  # report every failure, then exit non-zero
+                failed.append(name)
+                print(f'[verify] FAIL {name}: {type(exc).__name__}: {exc}')
+                traceback.print_exc(limit=3, file=sys.stderr)
     if failed:
-        print(f'[verify] the stack is broken: {", ".join(failed)} failed', file=sys.stderr)
+        print(f'[verify] the stack is broken: {", ".join(failed)} failed (the toolboxes\' '
+              f'output: {args.log})', file=sys.stderr)
         return 1
+    if not args.verbose:
+        print(f'[verify] the toolboxes\' warnings and notices: {args.log}')
     return 0
 
 

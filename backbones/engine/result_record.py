@@ -73,20 +73,16 @@ class ResultRecord:
     @classmethod
     def from_dict(cls, data: Any) -> 'ResultRecord':
         """Validate a parsed JSON record; raises :class:`RecordError` saying what is wrong."""
-        if not isinstance(data, dict):
-            raise RecordError(f'expected a JSON object, got {type(data).__name__}')
-        if data.get('schema') != SCHEMA_VERSION:
-            raise RecordError(f'schema version {data.get("schema")!r}, this reader reads '
-                              f'{SCHEMA_VERSION} (re-run the test to rewrite it)')
+        check_schema(data, SCHEMA_VERSION, 're-run the test to rewrite it')
         missing = [f.name for f in fields(cls) if f.name in _REQUIRED and f.name not in data]
         if missing:
             raise RecordError(f'missing keys: {", ".join(missing)}')
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         for key in ('model', 'task', 'template'):
-            _string(values, key)
+            string_field(values, key)
         for key in ('config', 'config_hash', 'git_commit', 'date', 'work_dir', 'checkpoint'):
-            _string(values, key, optional=True)
+            string_field(values, key, optional=True)
         for key in ('toy', 'tta'):
             if not isinstance(values.get(key, False), bool):
                 raise RecordError(f'"{key}" is {values[key]!r}, expected true/false')
@@ -95,12 +91,12 @@ class ResultRecord:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise RecordError(f'"{key}" is {value!r}, expected an integer')
         for key in ('params_m', 'gflops'):
-            values[key] = _number(values.get(key), f'"{key}"')
+            values[key] = number_field(values.get(key), f'"{key}"')
         for key in ('metrics', 'raw_metrics'):
             if not isinstance(values.get(key, {}), dict):
                 raise RecordError(f'"{key}" is not an object')
             values[key] = {
-                str(k): _number(v, f'metric {k!r}', optional=False)
+                str(k): number_field(v, f'metric {k!r}', optional=False)
                 for k, v in values.get(key, {}).items()
             }
         record = cls(**values)
@@ -114,7 +110,18 @@ class ResultRecord:
 _REQUIRED = ('model', 'task', 'template', 'metrics', 'toy')
 
 
-def _number(value: Any, what: str, optional: bool = True) -> Optional[float]:
+def check_schema(data: Any, version: int, hint: str) -> None:
+    """``data`` must be a JSON object written with schema ``version`` (``hint``: how to get
+    a record of this version)."""
+    if not isinstance(data, dict):
+        raise RecordError(f'expected a JSON object, got {type(data).__name__}')
+    if data.get('schema') != version:
+        raise RecordError(f'schema version {data.get("schema")!r}, this reader reads {version} '
+                          f'({hint})')
+
+
+def number_field(value: Any, what: str, optional: bool = True) -> Optional[float]:
+    """A finite number (None allowed if ``optional``), else :class:`RecordError`."""
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -122,7 +129,8 @@ def _number(value: Any, what: str, optional: bool = True) -> Optional[float]:
     return float(value)
 
 
-def _string(data: dict, key: str, optional: bool = False) -> Optional[str]:
+def string_field(data: dict, key: str, optional: bool = False) -> Optional[str]:
+    """A non-empty string at ``data[key]`` (None allowed if ``optional``)."""
     value = data.get(key)
     if value is None and optional:
         return None

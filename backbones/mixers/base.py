@@ -1,3 +1,4 @@
+"""The common base of the dynamic mixers."""
 from typing import Optional
 
 import torch.nn as nn
@@ -8,7 +9,18 @@ class DepthwiseMixer(nn.Module):
     """Holds the attributes of a stride-1 depth-wise convolution that mmcv's ``ConvModule`` reads.
 
     Dynamic mixers make their kernels from the input, so they own no ``weight``; they only
-    describe the convolution they stand in for.
+    describe the convolution they stand in for. The arguments are ``nn.Conv2d``'s, so that
+    ``ConvModule(..., conv_cfg=dict(type=...))`` builds a mixer like a conv; only the
+    depth-wise, size-preserving case is accepted.
+
+    Args:
+        in_channels (int): channels C.
+        out_channels (int): must equal C.
+        kernel_size (int): odd K.
+        stride (int): must be 1. Defaults to 1.
+        padding (int, optional): must be K // 2 (or None). Defaults to None.
+        dilation (int): must be 1. Defaults to 1.
+        groups (int, optional): must be C (or None). Defaults to None.
     """
 
     def __init__(self,

@@ -1,3 +1,4 @@
+"""D-DW-Conv's mixer: one kernel per sample and channel."""
 from typing import Optional
 
 import torch
@@ -16,6 +17,16 @@ class DynamicDWConv(DepthwiseMixer):
     One KxK kernel per sample and channel, predicted from the globally pooled input:
     ``GAP -> 1x1 conv (C -> C/r, no bias) -> BN -> ReLU -> 1x1 conv (C/r -> C*K*K)``, used as-is
     (no softmax), plus one learned static bias per channel. Kernels are laid out (C, K, K).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, padding, dilation, groups: as
+            :class:`DepthwiseMixer` (a depth-wise, size-preserving KxK conv; K defaults to 7).
+        bias (bool): a learned static bias per channel. Defaults to True.
+        reduction (int): r, the kernel generator's channel reduction. Defaults to 4.
+        norm_cfg (dict, optional): norm of the generator; None: BN. Defaults to None (the
+            backbone passes its own ``norm_cfg``).
+        impl (str): implementation of the op, see :func:`backbones.ops.dynamic_dwconv`
+            (``'auto'``: batch folded into groups). Defaults to ``'auto'``.
     """
 
     def __init__(self,

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
 
-from ..ops import idynamic_dwconv
+from ..ops import idynamic_dwconv_fused
 from ..registry import MODELS
 from .base import DepthwiseMixer
 
@@ -19,7 +19,9 @@ class IDynamicDWConv(DepthwiseMixer):
     their attention weights. Zero padding, no bias.
 
     ``kernel_groups`` is G. The official code uses G = 32 at every stage (``group_channels`` set
-    to the head count); the paper's FLOPs correspond to G = number of heads.
+    to the head count); the paper's FLOPs correspond to G = number of heads. ``impl`` selects the
+    implementation of :func:`~backbones.ops.idynamic_dwconv_fused` ('auto': fused on CPU, Triton
+    on CUDA).
     """
 
     def __init__(self,
@@ -54,14 +56,16 @@ class IDynamicDWConv(DepthwiseMixer):
         self.kernel_gen = nn.Conv2d(channels // reduction, k * k * kernel_groups, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        k = self.kernel_size[0]
-        # The block hands over channels-last strides (its MLP runs on NHWC); the 1x1 convs would
-        # keep them, and the op would then copy the 49*G-channel kernels (16x the activations at
-        # stage 1) to make them contiguous. Copying the C-channel input instead is cheap.
-        x = x.contiguous()
-        weight = self.kernel_gen(self.reduce(x)).view(b, self.kernel_groups, k, k, h, w)
-        return idynamic_dwconv(x, weight, impl=self.impl)
+        # The generator's last 1x1 conv is fused into the op (``impl`` 'auto' / 'fused'): the
+        # (B, K*K*G, H, W) kernel tensor, 16x the activations at stage 1, is made and used tile
+        # by tile and never stored. The other impls make it with ``kernel_gen`` as before.
+        return idynamic_dwconv_fused(
+            x,
+            self.reduce(x),
+            self.kernel_gen.weight,
+            self.kernel_gen.bias,
+            kernel_groups=self.kernel_groups,
+            impl=self.impl)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f', kernel_groups={self.kernel_groups}'

@@ -16,8 +16,18 @@ def dynamic_dwconv_flops(inputs: List[Any], outputs: List[Any]) -> int:
     return int(math.prod(_shape(outputs[0])) * k * k)
 
 
+def idynamic_fused_flops(inputs: List[Any], outputs: List[Any]) -> int:
+    """I-Dynamic with its generator's last 1x1 conv inside (inputs x, hidden (B, R, H, W),
+    gen_weight (G, K, K, R)[, gen_bias]): K*K MACs per output element plus the 1x1 conv's
+    B*H*W*G*K*K*R MACs, which the unfused model's counter counts as a conv (bias not counted)."""
+    b, r, h, w = _shape(inputs[1])
+    g, k, _, _ = _shape(inputs[2])
+    return int(math.prod(_shape(outputs[0])) * k * k + b * h * w * g * k * k * r)
+
+
 #: ``prim::PythonOp.<autograd Function name>`` -> handle(inputs, outputs) -> FLOPs
 FLOP_HANDLES: Dict[str, Callable[[List[Any], List[Any]], int]] = {
     'prim::PythonOp.IDynamicDWConvFunction': dynamic_dwconv_flops,
+    'prim::PythonOp.IDynamicFusedFunction': idynamic_fused_flops,
     'prim::PythonOp.DynamicDWConvFunction': dynamic_dwconv_flops,
 }

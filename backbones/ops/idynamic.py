@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-IMPLS = ('auto', 'torch', 'triton', 'unfold')
+IMPLS = ('auto', 'fused', 'torch', 'triton', 'unfold')
 ENV_IMPL = 'DEMYSTIFY_IDYNAMIC_IMPL'
 
 # Elements of one x/y block on CPU: 2^18 float32 = 1 MiB, i.e. x, y and the weight slice of a
@@ -224,7 +224,10 @@ def triton_available() -> bool:
     return importlib.util.find_spec('triton') is not None
 
 
-def _resolve_impl(impl: str, x: torch.Tensor) -> str:
+def _resolve_impl(impl: str, x: torch.Tensor, fused: bool = False) -> str:
+    """The implementation ``impl`` stands for on ``x``'s device. ``fused``: for
+    :func:`~.idynamic_fused.idynamic_dwconv_fused`, whose 'auto' is 'fused' off CUDA; for
+    :func:`idynamic_dwconv` (kernels given, nothing to fuse) 'fused' means 'torch'."""
     if impl not in IMPLS:
         raise ValueError(f'idynamic_dwconv: impl must be one of {IMPLS}, got {impl!r}')
     if impl == 'auto':
@@ -232,7 +235,9 @@ def _resolve_impl(impl: str, x: torch.Tensor) -> str:
         if impl not in IMPLS:
             raise ValueError(f'{ENV_IMPL}={impl!r} is not one of {IMPLS}')
     if impl == 'auto':
-        impl = 'triton' if x.is_cuda and triton_available() else 'torch'
+        impl = 'triton' if x.is_cuda and triton_available() else 'fused'
+    if impl == 'fused' and not fused:
+        impl = 'torch'
     if impl == 'triton':
         if not triton_available():
             raise ValueError("idynamic_dwconv: impl='triton' but triton is not installed")
@@ -283,14 +288,16 @@ class IDynamicDWConvFunction(torch.autograd.Function):
         return gx, gw, None
 
 
-def _same_dtype(x: torch.Tensor, weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Apply autocast by hand (custom Functions are opaque to it), else promote to one dtype."""
-    device_type = x.device.type
+def _same_dtype(*tensors: Optional[torch.Tensor]) -> Tuple[Optional[torch.Tensor], ...]:
+    """Apply autocast by hand (custom Functions are opaque to it), else promote to one dtype.
+    ``None`` entries (an absent bias) stay None."""
+    present = [t for t in tensors if t is not None]
+    device_type = present[0].device.type
     if device_type in ('cpu', 'cuda') and torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
     else:
-        dtype = torch.promote_types(x.dtype, weight.dtype)
-    return x.to(dtype), weight.to(dtype)
+        dtype = functools.reduce(torch.promote_types, [t.dtype for t in present])
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
 
 
 def idynamic_dwconv(x: torch.Tensor, weight: torch.Tensor, impl: str = 'auto') -> torch.Tensor:

@@ -43,7 +43,13 @@ def run_parser(mode: str, description: str) -> argparse.ArgumentParser:
             help='deterministic algorithms (with --seed: bit-identical reruns)')
     else:
         parser.add_argument('--tta', action='store_true', help='multi-scale / flip test')
-    parser.add_argument('--seed', type=int, default=None)
+    parser.add_argument(
+        '--seed', type=int, default=None, help='random seed (toy runs: 0 unless given)')
+    parser.add_argument(
+        '--dry-run',
+        action='store_true',
+        help='check the config, data roots and checkpoints, print the work dir and exit '
+        '(the launchers run this once before starting their processes)')
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, help='override config keys, xxx=yyy')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')

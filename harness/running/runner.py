@@ -3,7 +3,7 @@ import argparse
 import copy
 import os.path as osp
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -73,11 +73,24 @@ def find_resume_checkpoint(work_dir: str, cfg: Config, task: str) -> Optional[st
     return path
 
 
-def build_runner(args: argparse.Namespace, mode: str) -> 'Runner':
-    """``mode`` is 'train' or 'test'. Every input is checked before the runner (which creates
-    the work dir, its log folder and config dump) is built."""
-    from mmengine.runner import Runner
+#: the seed of toy runs without ``--seed``: the toy table is the same on every machine
+TOY_SEED = 0
 
+
+def prepare_config(args: argparse.Namespace, mode: str) -> Tuple[Config, Config, str, str,
+                                                               Optional[str]]:
+    """Read the config of ``args`` and check every input of the run (config keys, data roots,
+    checkpoints) without writing anything: the launchers run this once (``--dry-run``) before
+    starting N processes.
+
+    Args:
+        args (Namespace): parsed :func:`harness.running.run_parser` arguments.
+        mode (str): ``'train'`` or ``'test'``.
+
+    Returns:
+        tuple: (the run's config, the full-scale config before any toy adaptation, task, model,
+        setting key or None).
+    """
     import backbones  # noqa: F401  (registers modules)
     from ..toy.adapt import toy_config
     cfg = load_config(args.config, args.cfg_options)
@@ -134,13 +147,22 @@ def build_runner(args: argparse.Namespace, mode: str) -> 'Runner':
             cfg.tta_model.module = cfg.model
             cfg.model = cfg.tta_model
     randomness = dict(cfg.get('randomness') or {})
-    randomness.setdefault('seed', None)  # the runner draws one (and shares it between ranks)
+    # without a seed the runner draws one (and shares it between ranks); toy runs are seeded
+    randomness.setdefault('seed', TOY_SEED if args.toy else None)
     if args.seed is not None:
         randomness['seed'] = args.seed
     if getattr(args, 'deterministic', False):
         randomness['deterministic'] = True
     cfg.randomness = randomness
     cfg.launcher = args.launcher
+    return cfg, full_scale, task, model, template
+
+
+def build_runner(args: argparse.Namespace, mode: str) -> 'Runner':  # noqa: F821
+    """Check every input (:func:`prepare_config`), then build mmengine's Runner (which creates
+    the work dir, its log folder and config dump), with the result-record hook attached."""
+    from mmengine.runner import Runner
+    cfg, full_scale, task, model, template = prepare_config(args, mode)
     init_cpu_distributed(args.launcher,
                          cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout', DIST_TIMEOUT))
 

@@ -6,21 +6,23 @@ sizes of the pipelines scaled down by the same factor), the schedule (a few epoc
 iterations, warm-up scaled along), the number of sampled RoIs / proposals, batch sizes and
 loader workers. Every change is listed in ``cfg.toy_changes`` and logged, so a toy run says
 exactly how it differs from the real one.
+
+The input scale and the schedule of each task are ``toy_scale`` and ``toy_schedule`` of
+:data:`harness.tasks.TASKS` (epochs for ImageNet, 50 iterations each, and iterations for COCO
+and ADE20K; the README's demo, 4 models x 3 tasks + 1, takes about 15 min with them on 2 cores);
+what else changes is the task's adapter in :data:`ADAPTERS`.
 """
 import inspect
 import json
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from mmengine.config import Config, ConfigDict
 
+from backbones.registry import MODELS
+from ..tasks import TASKS
 from . import ensure_toy_data
 
-#: toy input scale relative to the real one, per task
-SCALE = {'imagenet': 64 / 224, 'coco': 0.25, 'ade20k': 0.25}
-#: toy schedule: epochs for imagenet (50 iterations each), iterations for coco and ade20k; the
-#: README's demo (4 models x 3 tasks + 1) takes about 15 min with these on 2 cores
-SCHEDULE = {'imagenet': 3, 'coco': 12, 'ade20k': 16}
 #: classification transforms left out of toy runs (with Mixup / CutMix)
 TOY_DROPPED_TRANSFORMS = ('RandAugment', 'RandomErasing')
 #: RoIs sampled per image for each R-CNN stage in toy runs (the heads' convs dominate a CPU step)
@@ -70,8 +72,8 @@ def _for_each_head(heads: Any, **values: Any) -> None:
         head.update(values)
 
 
-def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
-    classes = tuple((root / 'meta' / 'classes.txt').read_text().split())
+def _imagenet(cfg: Config, root: Path, epochs: int, changes: List[str]) -> None:
+    classes = tuple((root / 'meta' / 'classes.txt').read_text().splitlines())
     n = len(classes)
     cfg.model.head.num_classes = n
     if cfg.get('data_preprocessor'):
@@ -104,7 +106,6 @@ def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
     ]
     if dropped:
         changes.append('without ' + ', '.join(dropped))
-    epochs = SCHEDULE['imagenet']
     cfg.train_cfg = dict(by_epoch=True, max_epochs=epochs, val_interval=epochs)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=1e-2, by_epoch=True, end=1, convert_to_iter_based=True),
@@ -113,9 +114,13 @@ def _imagenet(cfg: Config, root: Path, changes: List[str]) -> None:
     cfg.optim_wrapper.optimizer.lr = 1e-3
     changes.append(f'{n} toy classes, batch 16, lr 1e-3 (no batch scaling), {epochs} epochs '
                    '(1 warm-up)')
+    if _accepts(cfg.model.backbone, 'pad_small_map'):
+        # at 64 px Swin's later maps are smaller than its window
+        cfg.model.backbone.pad_small_map = True
+        changes.append('pad_small_map=True (maps smaller than the window at toy size)')
 
 
-def _coco(cfg: Config, root: Path, changes: List[str]) -> None:
+def _coco(cfg: Config, root: Path, iters: int, changes: List[str]) -> None:
     ann = json.loads((root / 'annotations' / 'instances_val2017.json').read_text())
     classes = tuple(c['name'] for c in sorted(ann['categories'], key=lambda c: c['id']))
     model = cfg.model
@@ -149,7 +154,6 @@ def _coco(cfg: Config, root: Path, changes: List[str]) -> None:
             neg_pos_ub=-1,
             add_gt_as_proposals=True))
     model.test_cfg.rpn.update(nms_pre=200, max_per_img=50)
-    iters = SCHEDULE['coco']
     _iteration_schedule(cfg, iters)
     cfg.param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=5)]
     changes.append(f'{len(classes)} toy classes, batch 2, {iters} iterations, {TOY_ROIS} sampled '
@@ -157,7 +161,6 @@ def _coco(cfg: Config, root: Path, changes: List[str]) -> None:
 
 
 def _accepts(backbone_cfg: dict, argument: str) -> bool:
-    from ..registry import MODELS
     cls = MODELS.get(backbone_cfg.get('type', ''))
     return cls is not None and argument in inspect.signature(cls.__init__).parameters
 
@@ -170,7 +173,7 @@ def _iteration_schedule(cfg: Config, iters: int) -> None:
     cfg.log_processor = dict(type='LogProcessor', window_size=2, by_epoch=False)
 
 
-def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
+def _ade20k(cfg: Config, root: Path, iters: int, changes: List[str]) -> None:
     for name, split, batch in [('train_dataloader', 'training', 2),
                                ('val_dataloader', 'validation', 1),
                                ('test_dataloader', 'validation', 1)]:
@@ -180,7 +183,6 @@ def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
             batch,
             data_root=str(root),
             data_prefix=dict(img_path=f'images/{split}', seg_map_path=f'annotations/{split}'))
-    iters = SCHEDULE['ade20k']
     _iteration_schedule(cfg, iters)
     cfg.param_scheduler = [
         dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=iters // 4),
@@ -190,15 +192,46 @@ def _ade20k(cfg: Config, root: Path, changes: List[str]) -> None:
     changes.append(f'batch 2, {iters} iterations, lr 6e-4')
 
 
+#: The adapter of each task: ``adapter(cfg, data_root, toy_schedule, changes)`` points the
+#: config at the toy data, sets the schedule and appends what it changed to ``changes``.
+ADAPTERS: Dict[str, Callable[[Config, Path, int, List[str]], None]] = {
+    'imagenet': _imagenet,
+    'coco': _coco,
+    'ade20k': _ade20k,
+}
+
+
 def toy_config(cfg: Config,
                task: str,
                data_root: Optional[str] = None,
                seed: int = 0,
                pretrained: Optional[str] = None) -> Config:
-    """Adapt ``cfg`` (a config of ``task``) to a toy run; returns the same object, changed."""
+    """Adapt a config of ``task`` to a toy run on the built-in toy data.
+
+    Input sizes are scaled by the task's ``toy_scale``, the task's adapter
+    (:data:`ADAPTERS`) changes data, classes and schedule, and the backbone of
+    a task whose table setting starts from pretrained weights is initialised
+    from ``pretrained`` (or randomly). Every change is listed in
+    ``cfg.toy_changes``; ``cfg.toy`` is set to True.
+
+    Args:
+        cfg (Config): a full-scale config; changed in place.
+        task (str): its task, a key of :data:`harness.tasks.TASKS` with an adapter.
+        data_root (str, optional): the toy dataset folder. Defaults to None: made (if needed)
+            by :func:`harness.toy.ensure_toy_data` under ``data/toy``.
+        seed (int): the seed of the toy data made when ``data_root`` is None. Defaults to 0.
+        pretrained (str, optional): a checkpoint of the toy ImageNet classifier to start
+            the backbone from. Defaults to None.
+
+    Returns:
+        Config: ``cfg`` itself.
+    """
+    if task not in ADAPTERS:
+        raise ValueError(f'no toy run for task {task!r}; valid: {", ".join(ADAPTERS)}')
+    spec = TASKS[task]
     root = Path(data_root) if data_root else ensure_toy_data(task, seed=seed)
     changes: List[str] = []
-    factor = SCALE[task]
+    factor = spec.toy_scale
     for key in ('train_pipeline', 'test_pipeline', 'train_dataloader', 'val_dataloader',
                 'test_dataloader', 'tta_pipeline'):
         if key in cfg:
@@ -207,14 +240,11 @@ def toy_config(cfg: Config,
         if holder.get('data_preprocessor') and 'size' in holder.data_preprocessor:
             holder.data_preprocessor = _scale_sizes(holder.data_preprocessor, factor)
     changes.append(f'input sizes x{factor:.3g}')
-    {'imagenet': _imagenet, 'coco': _coco, 'ade20k': _ade20k}[task](cfg, root, changes)
+    ADAPTERS[task](cfg, root, spec.toy_schedule, changes)
 
     backbone = cfg.model.backbone
-    if task == 'imagenet' and _accepts(backbone, 'pad_small_map'):
-        # at 64 px Swin's later maps are smaller than its window
-        backbone.pad_small_map = True
-        changes.append('pad_small_map=True (maps smaller than the window at toy size)')
-    if task != 'imagenet' or backbone.get('init_cfg'):
+    # the dense tasks start from the classifier; a classifier only if its config says so
+    if spec.table_setting.pretrained is not None or backbone.get('init_cfg'):
         if pretrained:
             backbone.init_cfg = dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')
             changes.append(f'backbone initialised from {pretrained}')

@@ -14,6 +14,8 @@ from typing import Any, Iterable, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
+from ..errors import first_line
+
 #: Splits checked by default, per task, in the task's own folder names.
 DEFAULT_SPLITS = {
     'imagenet': ('train', 'val'),
@@ -42,8 +44,7 @@ def _load_json(task: str, root: Path, path: Path) -> Any:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        _fail(task, root, f'annotation file {rel} is not valid JSON ({msg})')
+        _fail(task, root, f'annotation file {rel} is not valid JSON ({first_line(e)})')
 
 
 def _require_dir(task: str, root: Path, rel: str, what: str) -> Path:
@@ -140,7 +141,8 @@ def _check_ade20k(root: Path, splits: Sequence[str], num_classes: int) -> None:
                 with Image.open(m) as im:
                     arr = np.asarray(im)
             except OSError as e:
-                _fail(task, root, f'label map {m.relative_to(root)} cannot be read ({e})')
+                _fail(task, root, f'label map {m.relative_to(root)} cannot be read '
+                      f'({first_line(e)})')
             if arr.ndim != 2:
                 _fail(
                     task, root, f'label map {m.relative_to(root)} is not single-channel '
@@ -159,11 +161,17 @@ def check_dataset(task: str,
     """Raise :class:`DatasetError` with one line naming the first problem found.
 
     Args:
-        task: 'imagenet', 'coco' or 'ade20k'.
-        data_root: the dataset root (the folder holding train/, val2017/, images/ ...).
-        splits: split folder names to check; default both of :data:`DEFAULT_SPLITS`.
-        num_classes: ade20k only, the number of classes of the dataset metainfo
-            (default 150); label values above it are errors.
+        task (str): 'imagenet', 'coco' or 'ade20k'.
+        data_root (str | Path): the dataset root (the folder holding train/, val2017/,
+            images/ ...).
+        splits (Sequence[str], optional): split folder names to check. Defaults to None:
+            both of :data:`DEFAULT_SPLITS`.
+        num_classes (int, optional): ade20k only, the number of classes of the dataset
+            metainfo; label values above it are errors. Defaults to None: 150.
+
+    Raises:
+        DatasetError: the first problem found, in one line.
+        ValueError: an unknown task.
     """
     if task not in DEFAULT_SPLITS:
         raise ValueError(f'unknown task {task!r}; valid: {", ".join(DEFAULT_SPLITS)}')

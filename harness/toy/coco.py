@@ -27,8 +27,8 @@ from typing import Any, Dict, List, Tuple
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask, save_jpeg,
-                      shape_polygon, smooth_noise, write_json)
+from ._common import (ToyDataset, disc_mask, image_rng, jitter_colour, polygon_mask,
+                      random_image_size, save_jpeg, shape_polygon, smooth_noise, write_json)
 
 GENERATOR = 'backbones.toy.coco'
 VERSION = 1
@@ -39,14 +39,6 @@ COLOURS = {'circle': (220, 45, 45), 'square': (45, 185, 70), 'triangle': (50, 90
 DEFAULTS: Dict[str, int] = dict(train_images=96, val_images=24, min_size=128, max_size=256)
 P_RLE = 0.35
 VAL_ID_OFFSET = 1_000_000
-
-
-def _image_size(rng: np.random.Generator, lo: int, hi: int) -> Tuple[int, int]:
-    """(height, width) in [lo, hi], never square (differ by >= 16 px when possible)."""
-    while True:
-        h, w = (int(v) for v in rng.integers(lo, hi + 1, 2))
-        if abs(h - w) >= min(16, hi - lo) and h != w:
-            return h, w
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -131,7 +123,7 @@ def _build_split(out: Path, seed: int, split: str, n: int, lo: int, hi: int) -> 
     images, annotations = [], []
     for i in range(n):
         rng = image_rng(seed, 'coco', split, i)
-        h, w = _image_size(rng, lo, hi)
+        h, w = random_image_size(rng, lo, hi)
         image_id = offset + i + 1
         name = f'{image_id:012d}.jpg'
         img, anns = _make_image(rng, h, w, len(annotations) + 1, image_id)
@@ -166,31 +158,12 @@ def _build(out: Path, seed: int, train_images: int, val_images: int, min_size: i
     return dict(counts=counts, classes=list(CLASSES))
 
 
-def ensure_coco(root: str | Path, seed: int = 0, force: bool = False, **sizes: int) -> Path:
-    """Make (if needed) the toy COCO dataset in ``root`` itself and return ``root``.
-
-    ``sizes``: train_images, val_images, min_size, max_size (see :data:`DEFAULTS`).
-    """
-    unknown = set(sizes) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f'unknown coco size argument(s) {sorted(unknown)}; '
-                        f'valid: {sorted(DEFAULTS)}')
-    params = {**DEFAULTS, **{k: int(v) for k, v in sizes.items()}}
-    if min(params['train_images'], params['val_images']) < 1 or params['min_size'] < 64 \
-            or params['max_size'] < params['min_size'] + 16:
-        raise ValueError(f'coco sizes invalid (need >= 1 image per split, min_size >= 64, '
-                         f'max_size >= min_size + 16): {params}')
-    identity = dict(
-        generator=GENERATOR, version=VERSION, task='coco', seed=int(seed), params=params)
-
-    def verify(path: Path) -> None:
-        from .checks import check_dataset
-        check_dataset('coco', path)
-
-    path, _ = ensure_built(
-        Path(root),
-        identity,
-        lambda out: _build(out, int(seed), **params),
-        force=force,
-        verify=verify)
-    return path
+#: The toy COCO (stamped with its old module name, so existing datasets stay current).
+DATASET = ToyDataset(
+    'coco',
+    GENERATOR,
+    VERSION,
+    DEFAULTS,
+    _build,
+    bounds=dict(train_images=(1, None), val_images=(1, None), min_size=(64, None)),
+    size_range=('min_size', 'max_size'))

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ._common import (disc_mask, ensure_built, image_rng, jitter_colour, polygon_mask, save_jpeg,
+from ._common import (ToyDataset, disc_mask, image_rng, jitter_colour, polygon_mask, save_jpeg,
                       shape_polygon, smooth_noise, write_json)
 
 GENERATOR = 'backbones.toy.imagenet'
@@ -67,7 +67,14 @@ P_EMPTY = 0.06
 
 
 def class_style(label: int) -> Tuple[str, Tuple[int, int, int]]:
-    """(shape, colour) of a class; all 20 pairs are distinct."""
+    """The look of a class; all 20 (shape, colour) pairs are distinct.
+
+    Args:
+        label (int): the class index, 0..19.
+
+    Returns:
+        tuple: (shape name, RGB colour).
+    """
     shape = label % len(SHAPES)
     colour = (shape + label // len(SHAPES)) % len(COLOURS)
     return SHAPES[shape], COLOURS[colour]
@@ -115,7 +122,19 @@ def render_image(rng: np.random.Generator,
                  s: int,
                  kind: str = 'single',
                  second: Optional[int] = None) -> np.ndarray:
-    """One image of class ``label``; kind: single | multi (with ``second``) | empty."""
+    """One image of class ``label``.
+
+    Args:
+        rng (numpy.random.Generator): the image's random generator.
+        label (int): its class.
+        s (int): its side in pixels.
+        kind (str): ``'single'``, ``'multi'`` (with a smaller object of class ``second``) or
+            ``'empty'`` (a grey distractor only). Defaults to ``'single'``.
+        second (int, optional): the second class of a ``'multi'`` image. Defaults to None.
+
+    Returns:
+        numpy.ndarray: a float (s, s, 3) RGB image.
+    """
     img = _background(rng, s)
     if kind == 'empty':
         # A desaturated distractor in a random shape: no class applies.
@@ -143,7 +162,16 @@ def render_image(rng: np.random.Generator,
 
 
 def val_layout(seed: int, num_classes: int, val_per_class: int) -> List[Tuple[int, str, int]]:
-    """(label, kind, second label or -1) for val numbers 1..N, in number order."""
+    """What each val image shows, in val-number order.
+
+    Args:
+        seed (int): the dataset seed.
+        num_classes (int): the number of classes.
+        val_per_class (int): val images per class.
+
+    Returns:
+        list[tuple[int, str, int]]: (label, kind, second label or -1) for val numbers 1..N.
+    """
     rng = image_rng(seed, 'imagenet', 'layout')
     labels = np.repeat(np.arange(num_classes), val_per_class)
     rng.shuffle(labels)
@@ -198,33 +226,15 @@ def _build(out: Path, seed: int, num_classes: int, train_per_class: int, val_per
         wnids=wnids)
 
 
-def ensure_imagenet(root: str | Path, seed: int = 0, force: bool = False, **sizes: int) -> Path:
-    """Make (if needed) the toy ImageNet in ``root`` itself and return ``root``.
-
-    ``sizes``: num_classes (1..20), train_per_class, val_per_class, img_size
-    (defaults in :data:`DEFAULTS`).
-    """
-    unknown = set(sizes) - set(DEFAULTS)
-    if unknown:
-        raise TypeError(f'unknown imagenet size argument(s) {sorted(unknown)}; '
-                        f'valid: {sorted(DEFAULTS)}')
-    params = {**DEFAULTS, **{k: int(v) for k, v in sizes.items()}}
-    if not 1 <= params['num_classes'] <= len(IMAGENET_HEAD):
-        raise ValueError(f'num_classes must be in 1..{len(IMAGENET_HEAD)}, '
-                         f'got {params["num_classes"]}')
-    if min(params['train_per_class'], params['val_per_class']) < 1 or params['img_size'] < 16:
-        raise ValueError(f'imagenet sizes too small: {params}')
-    identity = dict(
-        generator=GENERATOR, version=VERSION, task='imagenet', seed=int(seed), params=params)
-
-    def verify(path: Path) -> None:
-        from .checks import check_dataset
-        check_dataset('imagenet', path)
-
-    path, _ = ensure_built(
-        Path(root),
-        identity,
-        lambda out: _build(out, int(seed), **params),
-        force=force,
-        verify=verify)
-    return path
+#: The toy ImageNet (stamped with its old module name, so existing datasets stay current).
+DATASET = ToyDataset(
+    'imagenet',
+    GENERATOR,
+    VERSION,
+    DEFAULTS,
+    _build,
+    bounds=dict(
+        num_classes=(1, len(IMAGENET_HEAD)),
+        train_per_class=(1, None),
+        val_per_class=(1, None),
+        img_size=(16, None)))

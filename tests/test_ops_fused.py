@@ -1,0 +1,305 @@
+"""I-Dynamic with the kernel generator fused in, against the unfused computation."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch.autograd.graph import saved_tensors_hooks
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from backbones.ops import (FLOP_HANDLES, IDynamicFusedFunction, idynamic_dwconv,
+                           idynamic_dwconv_fused, idynamic_dwconv_fused_reference, shape_only)
+from backbones.ops import idynamic as idynamic_mod
+from backbones.ops import idynamic_fused as fused_mod
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# (B, C, R, H, W, K, G): odd maps, batch 1, G in {1, 4, C}, C/G up to 6 (both grad-kernel
+# paths), K in {3, 5, 7}, a kernel larger than the map
+SHAPES = [
+    (2, 8, 3, 13, 9, 3, 4),
+    (1, 8, 2, 13, 9, 7, 4),
+    (2, 6, 3, 7, 5, 7, 1),
+    (2, 6, 2, 9, 11, 3, 6),
+    (1, 4, 1, 3, 2, 7, 2),
+    (3, 12, 5, 6, 6, 5, 2),
+]
+
+
+def _inputs(b, c, r, h, w, k, g, dtype=torch.float64, bias=True):
+    """x, hidden, gen_weight (G, K, K, R), gen_bias (G, K, K) or None."""
+    x = torch.randn(b, c, h, w, dtype=dtype, requires_grad=True)
+    hidden = torch.randn(b, r, h, w, dtype=dtype, requires_grad=True)
+    gen_weight = torch.randn(g, k, k, r, dtype=dtype, requires_grad=True)
+    gen_bias = torch.randn(g, k, k, dtype=dtype, requires_grad=True) if bias else None
+    return x, hidden, gen_weight, gen_bias
+
+
+def _fwd_bwd(fn, inputs):
+    y = fn(*inputs)
+    # exactly representable in every dtype, so all dtypes see the same grad_y
+    grad_y = ((torch.arange(y.numel()) % 17 - 8) / 8).to(y.dtype).view_as(y)
+    tensors = [t for t in inputs if t is not None]
+    return (y, ) + torch.autograd.grad(y, tensors, grad_y)
+
+
+def _fused(impl):
+    return lambda *inputs: idynamic_dwconv_fused(*inputs, impl=impl)
+
+
+_ref = idynamic_dwconv_fused_reference
+NAMES = ('y', 'grad_x', 'grad_hidden', 'grad_gen_weight', 'grad_gen_bias')
+
+
+@pytest.fixture(params=['one_tile', 'row_tiles', 'sample_tiles'])
+def tiles(request, monkeypatch):
+    """Tiles of whole batches, of one row of one sample, and of a few whole samples."""
+    sizes = {'one_tile': 1 << 30, 'row_tiles': 1, 'sample_tiles': 2 * 12 * 13 * 15}
+    monkeypatch.setattr(fused_mod, '_TILE_ELEMS', sizes[request.param])
+    return request.param
+
+
+@pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
+@pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_fused_matches_unfused(shape, dtype, tol, tiles):
+    inputs = _inputs(*shape, dtype=dtype)
+    got = _fwd_bwd(_fused('fused'), inputs)
+    ref = _fwd_bwd(_ref, inputs)
+    for name, g, r in zip(NAMES, got, ref):
+        assert g.shape == r.shape and g.dtype == r.dtype, name
+        # relative to the magnitudes: the weight gradient sums over every position
+        torch.testing.assert_close(g / (1 + r.abs().max()), r / (1 + r.abs().max()),
+                                   rtol=tol,
+                                   atol=tol,
+                                   msg=name)
+
+
+def test_fused_without_bias_and_grads_of_some_inputs():
+    x, hidden, gen_weight, _ = _inputs(2, 8, 3, 9, 7, 5, 4)
+    got = _fwd_bwd(_fused('fused'), (x, hidden, gen_weight, None))
+    ref = _fwd_bwd(_ref, (x, hidden, gen_weight, None))
+    for g, r in zip(got, ref):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    for needed in [(x, ), (hidden, ), (gen_weight, ), (x, gen_weight)]:
+        y = idynamic_dwconv_fused(x, hidden, gen_weight, None, impl='fused')
+        grads = torch.autograd.grad(y, needed, torch.ones_like(y))
+        y_ref = _ref(x, hidden, gen_weight, None)
+        grads_ref = torch.autograd.grad(y_ref, needed, torch.ones_like(y_ref))
+        for g, r in zip(grads, grads_ref):
+            torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('shape', [(1, 4, 2, 5, 4, 3, 2), (2, 3, 2, 4, 5, 5, 1),
+                                   (1, 6, 1, 3, 3, 3, 2)])
+def test_fused_gradcheck(shape, monkeypatch):
+    b, c, r, h, w, k, g = shape
+    monkeypatch.setattr(fused_mod, '_TILE_ELEMS', 2 * c * (w + k))  # two rows per tile
+    x, hidden, gen_weight, gen_bias = _inputs(*shape)
+    assert torch.autograd.gradcheck(IDynamicFusedFunction.apply, (x, hidden, gen_weight, gen_bias))
+    assert torch.autograd.gradcheck(lambda *a: IDynamicFusedFunction.apply(*a, None),
+                                    (x, hidden, gen_weight))
+
+
+@pytest.mark.parametrize('impl', ['auto', 'fused', 'torch', 'unfold'])
+def test_every_impl_of_the_fused_api_agrees(impl, monkeypatch):
+    monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
+    inputs = _inputs(2, 8, 3, 9, 7, 5, 4)
+    for got, ref in zip(_fwd_bwd(_fused(impl), inputs), _fwd_bwd(_ref, inputs)):
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_auto_is_the_fused_function_on_cpu(monkeypatch):
+    monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
+    x, hidden, gen_weight, gen_bias = _inputs(1, 4, 2, 5, 5, 3, 2)
+    y = idynamic_dwconv_fused(x, hidden, gen_weight, gen_bias)
+    assert type(y.grad_fn).__name__ == 'IDynamicFusedFunctionBackward'
+    monkeypatch.setenv(idynamic_mod.ENV_IMPL, 'torch')
+    y = idynamic_dwconv_fused(x, hidden, gen_weight, gen_bias)
+    assert type(y.grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
+    # with the kernels given there is nothing to fuse: 'fused' is the blocked torch op
+    monkeypatch.setenv(idynamic_mod.ENV_IMPL, 'fused')
+    weight = torch.randn(1, 2, 3, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    assert type(idynamic_dwconv(x, weight).grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
+    assert type(idynamic_dwconv(x, weight,
+                                impl='fused').grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_fused_half_precision(dtype):
+    """Half inputs are computed in float32 and rounded once at the end."""
+    inputs = _inputs(2, 8, 3, 13, 9, 7, 4, dtype=dtype)
+    got = _fwd_bwd(_fused('fused'), inputs)
+    inputs32 = [t.detach().float().requires_grad_() for t in inputs]
+    ref = _fwd_bwd(_fused('fused'), inputs32)
+    ulp = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-11
+    for g, r in zip(got, ref):
+        assert g.dtype == dtype
+        err = (g.float() - r).abs()
+        assert bool((err <= ulp * r.abs() + 1e-3).all()), f'max error {err.max().item():.3g}'
+
+
+def test_fused_autocast_cpu_bf16():
+    x, hidden, gen_weight, gen_bias = _inputs(2, 8, 3, 9, 7, 7, 4, dtype=torch.float32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        y = idynamic_dwconv_fused(x, hidden, gen_weight, gen_bias)
+    assert y.dtype == torch.bfloat16
+    y.float().square().mean().backward()
+    assert all(t.grad.dtype == torch.float32 for t in (x, hidden, gen_weight, gen_bias))
+    ref = _ref(x.detach(), hidden.detach(), gen_weight.detach(), gen_bias.detach())
+    torch.testing.assert_close(y.float() / ref.abs().max(), ref / ref.abs().max(), rtol=2e-2,
+                               atol=2e-2)
+
+
+def test_fused_channels_last_inputs_and_conv_shaped_weights():
+    x, hidden, gen_weight, gen_bias = _inputs(2, 8, 3, 9, 7, 3, 4)
+    conv_weight = gen_weight.detach().reshape(36, 3, 1, 1)
+    conv_bias = gen_bias.detach().reshape(36)
+    xc = x.detach().to(memory_format=torch.channels_last)
+    hc = hidden.detach().to(memory_format=torch.channels_last)
+    ref = _ref(x, hidden, gen_weight, gen_bias)
+    for impl in ('fused', 'torch', 'unfold'):
+        torch.testing.assert_close(_fused(impl)(xc, hc, gen_weight, gen_bias), ref)
+        y = idynamic_dwconv_fused(xc, hc, conv_weight, conv_bias, kernel_groups=4, impl=impl)
+        torch.testing.assert_close(y, ref)
+
+
+class _SizeLog(TorchDispatchMode):
+    """Records the element count of every tensor an ATen op returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out, ):
+            if isinstance(t, torch.Tensor):
+                self.sizes.append(t.numel())
+        return out
+
+
+@pytest.mark.parametrize('impl', ['fused', 'torch'])
+def test_fused_never_makes_the_kernel_tensor(impl):
+    """The fused op saves only its inputs and creates nothing near the size of the kernel
+    tensor, forward or backward; the unfused op is the control (it makes the kernel tensor)."""
+    b, c, r, h, w, k, g = 2, 8, 2, 15, 13, 7, 4
+    x, hidden, gen_weight, gen_bias = _inputs(b, c, r, h, w, k, g, dtype=torch.float32)
+    kernel_elems = b * g * k * k * h * w
+    saved = []
+    with saved_tensors_hooks(lambda t: saved.append(t.numel()) or t, lambda t: t):
+        with _SizeLog() as log:
+            y = _fused(impl)(x, hidden, gen_weight, gen_bias)
+    with _SizeLog() as log_bwd:
+        y.backward(torch.ones_like(y))
+    largest = max(log.sizes + log_bwd.sizes)
+    if impl == 'fused':
+        assert sorted(saved) == sorted(t.numel() for t in (x, hidden, gen_weight, gen_bias))
+        assert largest < kernel_elems / 4
+    else:
+        assert largest >= kernel_elems
+
+
+def test_fused_shape_only_and_flop_handle():
+    """Shape-only mode skips the computation; the traced op's FLOPs are the K*K MACs per output
+    element plus the 1x1 conv's, which the unfused trace counts as a conv."""
+    from mmengine.analysis import FlopAnalyzer
+
+    b, c, r, h, w, k, g = 2, 8, 3, 9, 7, 5, 4
+
+    class Mixer(torch.nn.Module):
+
+        def __init__(self, impl):
+            super().__init__()
+            self.gen = torch.nn.Conv2d(r, g * k * k, 1)
+            self.impl = impl
+
+        def forward(self, x, hidden):
+            return idynamic_dwconv_fused(
+                x, hidden, self.gen.weight, self.gen.bias, kernel_groups=g, impl=self.impl)
+
+    x, hidden = torch.randn(b, c, h, w), torch.randn(b, r, h, w)
+    counts = {}
+    for impl in ('fused', 'torch'):
+        analyzer = FlopAnalyzer(Mixer(impl), (x, hidden))
+        analyzer.set_op_handle(**FLOP_HANDLES)
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.tracer_warnings('none')
+        with shape_only():
+            counts[impl] = analyzer.total()
+            assert idynamic_dwconv_fused(x, hidden, Mixer('fused').gen.weight,
+                                         kernel_groups=g).shape == x.shape
+    assert counts['fused'] == counts['torch'] == b * c * h * w * k * k + b * h * w * g * k * k * r
+
+
+@pytest.mark.parametrize(
+    'xs,hs,ws,bs,groups',
+    [
+        ((2, 8, 5, 5), (2, 3, 5, 5), (36, 3, 1, 1), None, 3),  # 3 groups do not divide 8
+        ((2, 8, 5, 5), (2, 3, 5, 6), (36, 3, 1, 1), None, 4),  # map size mismatch
+        ((2, 8, 5, 5), (1, 3, 5, 5), (36, 3, 1, 1), None, 4),  # batch mismatch
+        ((2, 8, 5, 5), (2, 2, 5, 5), (36, 3, 1, 1), None, 4),  # hidden channels mismatch
+        ((2, 8, 5, 5), (2, 3, 5, 5), (64, 3, 1, 1), None, 4),  # even kernel
+        ((2, 8, 5, 5), (2, 3, 5, 5), (40, 3, 1, 1), None, 4),  # not square kernels
+        ((2, 8, 5, 5), (2, 3, 5, 5), (36, 3, 3, 3), None, 4),  # not a 1x1 conv
+        ((2, 8, 5, 5), (2, 3, 5, 5), (36, 3, 1, 1), (35, ), 4),  # bias size
+        ((8, 5, 5), (2, 3, 5, 5), (36, 3, 1, 1), None, 4),  # x not 4-d
+        ((2, 8, 5, 5), (2, 3, 5, 5), (36, 3, 1, 1), None, None),  # groups unknown
+    ])
+def test_fused_bad_shapes(xs, hs, ws, bs, groups):
+    bias = None if bs is None else torch.randn(bs)
+    with pytest.raises(ValueError) as info:
+        idynamic_dwconv_fused(
+            torch.randn(xs), torch.randn(hs), torch.randn(ws), bias, kernel_groups=groups)
+    assert '\n' not in str(info.value)
+
+
+def test_fused_bad_impl_name():
+    with pytest.raises(ValueError):
+        idynamic_dwconv_fused(
+            torch.randn(1, 4, 5, 5),
+            torch.randn(1, 2, 5, 5),
+            torch.randn(18, 2, 1, 1),
+            kernel_groups=2,
+            impl='nope')
+
+
+_TRITON_CHECK = textwrap.dedent('''
+    import json, torch
+    from backbones.ops import idynamic_dwconv_fused, idynamic_dwconv_fused_reference
+    torch.manual_seed(0)
+    worst = 0.0
+    for (b, c, r, h, w, k, g), dtype in [((2, 8, 3, 9, 7, 5, 4), torch.float64),
+                                         ((1, 6, 2, 7, 5, 7, 2), torch.float32)]:
+        x = torch.randn(b, c, h, w, dtype=dtype, requires_grad=True)
+        hid = torch.randn(b, r, h, w, dtype=dtype, requires_grad=True)
+        wt = torch.randn(g, k, k, r, dtype=dtype, requires_grad=True)
+        bias = torch.randn(g, k, k, dtype=dtype, requires_grad=True)
+        gy = torch.randn(b, c, h, w, dtype=dtype)
+        y = idynamic_dwconv_fused(x, hid, wt, bias, impl='triton')
+        got = (y, ) + torch.autograd.grad(y, (x, hid, wt, bias), gy)
+        yr = idynamic_dwconv_fused_reference(x, hid, wt, bias)
+        ref = (yr, ) + torch.autograd.grad(yr, (x, hid, wt, bias), gy)
+        for a, r in zip(got, ref):
+            err = ((a - r).abs().max() / (1 + r.abs().max())).item()
+            worst = max(worst, err / (1e-12 if dtype == torch.float64 else 1e-5))
+    print(json.dumps({'worst_in_tolerances': worst}))
+''')
+
+
+@pytest.mark.skipif(importlib.util.find_spec('triton') is None, reason='triton is not installed')
+def test_fused_api_with_triton_in_interpreter():
+    env = dict(os.environ, TRITON_INTERPRET='1', PYTHONPATH=ROOT)
+    env.pop(idynamic_mod.ENV_IMPL, None)
+    proc = subprocess.run([sys.executable, '-c', _TRITON_CHECK],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    worst = json.loads(proc.stdout.strip().splitlines()[-1])['worst_in_tolerances']
+    assert worst <= 1.0, worst
