@@ -397,4 +397,3 @@ class IDynamicNet(DWNet):
         weight_sharing_across_channels=True,
         weight_sharing_across_positions=False,
         dynamic_weights=True)
-

@@ -91,8 +91,10 @@ def register_model(name: str,
         family_title=family_title or family,
         display_name=display_name or name,
         drop_path=dict(drop_path or DROP_PATH['t']),
-        paper={k: dict(v)
-               for k, v in (paper or {}).items()},
+        paper={
+            k: dict(v)
+            for k, v in (paper or {}).items()
+        },
         metafile_tags=tuple(metafile_tags),
         in_paper=bool(paper),
         extra_settings=tuple(extra_settings),
@@ -101,15 +103,15 @@ def register_model(name: str,
     return info
 
 
-def _paper_row(params_m, gflops, top1, real, coco_params, coco_flops, ap_box, ap_mask,
-               ade_params, ade_flops, miou) -> Dict[str, Dict[str, float]]:
+def _paper_row(params_m, gflops, top1, real, coco_params, coco_flops, ap_box, ap_mask, ade_params,
+               ade_flops, miou) -> Dict[str, Dict[str, float]]:
     """One row of the paper's main table (Han et al., ICLR 2022), keyed by setting: params (M)
     and FLOPs (G, 1 MAC = 1 FLOP) at ImageNet 224, Cascade Mask R-CNN 3x at 1280x800 and UperNet
     160k at 2048x512."""
     return {
         'imagenet': dict(params_m=params_m, gflops=gflops, top1=top1, real_top1=real),
-        'coco_cascade': dict(params_m=coco_params, gflops=coco_flops, ap_box=ap_box,
-                             ap_mask=ap_mask),
+        'coco_cascade':
+        dict(params_m=coco_params, gflops=coco_flops, ap_box=ap_box, ap_mask=ap_mask),
         'ade20k': dict(params_m=ade_params, gflops=ade_flops, miou=miou),
     }
 

@@ -24,7 +24,7 @@ def load_checkpoint_file(path: str) -> Any:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r'unsupported GLOBAL (\S+)', str(exc))
+        found = re.search(r'unsupported global:? GLOBAL (\S+)', str(exc), re.IGNORECASE)
         if found:
             raise ToolError(f'checkpoint {path} is refused: loading it would import '
                             f'{found.group(1)} (only weights are loaded from files)')
@@ -56,7 +56,8 @@ class KeyDiff:
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.shapes)
 
-    def describe(self, labels: Sequence[str] = ('missing', 'unexpected', 'with another shape'),
+    def describe(self,
+                 labels: Sequence[str] = ('missing', 'unexpected', 'with another shape'),
                  examples: int = 1) -> str:
         """``'3 keys missing (e.g. a.b); 1 keys unexpected (e.g. c)'``."""
         parts = []

@@ -9,7 +9,7 @@ head is a training-time branch).
 """
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn

@@ -56,7 +56,8 @@ def backbone_cfg_for(model: str, setting: str) -> dict:
         cfg.update(out_indices=(0, 1, 2, 3), **getattr(cls, 'dense_task_cfg', {}))
     if s.pretrained and (task.name != 'imagenet' or s.pretrained != 'in1k'):
         cfg['init_cfg'] = dict(
-            type='Pretrained', checkpoint=pretrained_checkpoint(model, s.pretrained),
+            type='Pretrained',
+            checkpoint=pretrained_checkpoint(model, s.pretrained),
             prefix='backbone.')
     return cfg
 

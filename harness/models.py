@@ -36,7 +36,9 @@ def build_in_scope(cfg: Dict[str, Any], scope: str, registry: str = 'MODELS') ->
     return revert_sync_batchnorm(module)
 
 
-def build_task_model(model_cfg: Dict[str, Any], task: str, keep_init_cfg: bool = False) -> nn.Module:
+def build_task_model(model_cfg: Dict[str, Any],
+                     task: str,
+                     keep_init_cfg: bool = False) -> nn.Module:
     """Build a config's ``model`` dict in the toolbox of ``task``, in eval mode. The backbone's
     ``init_cfg`` is dropped (no pretrained weights are looked for) unless ``keep_init_cfg``;
     ``init_weights()`` is left to the caller."""

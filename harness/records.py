@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Optional
 
 from mmengine.config import Config
+from mmengine.dist import get_rank
 from mmengine.logging import print_log
 from mmengine.utils import get_git_hash
 
 from backbones.engine import atomic_write
 from .models import to_dict
-from .running.distributed import world_info
 from .tasks import TASKS
 
 
@@ -48,7 +48,7 @@ def record_base(cfg: Config, config_path: str, model: str, setting: Optional[str
     adaptation), so params/FLOPs are those of the table's setting. A config of no known
     setting is recorded under its task's name."""
     # only the main process writes the record: the others skip counting (minutes for a detector)
-    complexity = full_scale_complexity(cfg, task) if world_info()[1] == 0 else dict(
+    complexity = full_scale_complexity(cfg, task) if get_rank() == 0 else dict(
         params_m=None, gflops=None)
     return dict(
         model=model,

@@ -177,8 +177,8 @@ def test_job_script_reads_the_parent_checkpoint_when_it_starts(tmp_path):
     text = job_script(ade, opts, imagenet)
     assert f'cat {imagenet.work_dir.absolute()}/last_checkpoint' in text
     # the words the shell passes to slurm_train.sh, with the checkpoint known at job start
-    command = text.splitlines()[text.splitlines().index(next(
-        ln for ln in text.splitlines() if ln.endswith(' \\'))) + 1]
+    command = text.splitlines()[
+        text.splitlines().index(next(ln for ln in text.splitlines() if ln.endswith(' \\'))) + 1]
     words = subprocess.run(['bash', '-c', f'printf "%s\\n" {command}'],
                            env=dict(PARENT_CKPT='/a b/epoch_3.pth'),
                            capture_output=True,

@@ -168,7 +168,8 @@ def test_fused_channels_last_inputs_and_conv_shaped_weights():
 
 
 class _SizeLog(TorchDispatchMode):
-    """Records the element count of every tensor an ATen op returns."""
+    """Records the storage size (elements) of every tensor an ATen op returns: views of the
+    buffers (strided shifts) count as the buffer they view."""
 
     def __init__(self):
         super().__init__()
@@ -178,7 +179,7 @@ class _SizeLog(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         for t in out if isinstance(out, (tuple, list)) else (out, ):
             if isinstance(t, torch.Tensor):
-                self.sizes.append(t.numel())
+                self.sizes.append(t.untyped_storage().nbytes() // t.element_size())
         return out
 
 

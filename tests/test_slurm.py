@@ -26,11 +26,10 @@ SIZES = {
     'imagenet': dict(num_classes=4, train_per_class=8, val_per_class=4, img_size=64),
     'ade20k': dict(train_images=4, val_images=2, min_size=64, max_size=96),
 }
-#: ImageNet: 4 epochs of 2 iterations (a checkpoint each), validation at the end; ADE20K: 2
-#: iterations; a log line per iteration
+#: ImageNet: the toy schedule, 3 epochs of 2 iterations (a checkpoint each), validation at the
+#: end; ADE20K: 2 iterations; a log line per iteration
 OPTIONS = [
-    'default_hooks.logger.interval=1', 'imagenet:train_cfg.max_epochs=4',
-    'imagenet:train_cfg.val_interval=4', 'ade20k:train_cfg.max_iters=2',
+    'default_hooks.logger.interval=1', 'ade20k:train_cfg.max_iters=2',
     'ade20k:train_cfg.val_interval=2'
 ]
 
@@ -256,16 +255,18 @@ def interrupted_then_resubmitted(work_dirs: Path, toy_data: Path, interrupt, *ex
     proc = grid('submit', work_dirs, toy_data, '--no-leaderboard', *extra, **one)
     assert proc.returncode == 0, proc.stderr[-3000:]
     job = job_of(run)
-    wait_for(lambda: (run / 'epoch_1.pth').is_file(), 300, 'the first checkpoint')
+    # in epoch 2: the first checkpoint is complete (last_checkpoint is written after it)
+    wait_for(lambda: (run / 'last_checkpoint').is_file(), 300, 'the first checkpoint')
     interrupt(job)
     wait_for(lambda: not [j for j in squeue('JobID', 'State') if j[0] == job], 120,
              'the job to end')
-    assert not (run / 'result.json').exists() and not (run / 'epoch_4.pth').exists()
+    assert not (run / 'result.json').exists() and not (run / 'epoch_3.pth').exists()
     state = status_lines(work_dirs, toy_data, **one)['dwconv_t/imagenet']
     assert state.startswith('failed') and f'grid-{job}.log' in state, state
     # a resumable work dir: its checkpoints load
-    last = (run / 'last_checkpoint').read_text().strip()
-    torch.load(last, map_location='cpu', weights_only=True)
+    assert list(run.glob('epoch_*.pth'))
+    for path in run.glob('epoch_*.pth'):
+        torch.load(path, map_location='cpu', weights_only=True)
     start = time.time()
     again = grid('submit', work_dirs, toy_data, '--no-leaderboard', '--wait', *extra, **one)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
@@ -316,3 +317,22 @@ def test_a_node_failure_then_submit_again_resumes_to_the_uninterrupted_result(
     got = record(run)
     print(f'node down: {state}; resumed in {took:.0f} s: {got["raw_metrics"]}')
     assert got['raw_metrics'] == ref['raw_metrics'] and got['config_hash'] == ref['config_hash']
+
+
+def test_the_local_launcher_runs_the_same_dag_to_the_same_metrics(full_grid, toy_data, tmp_path):
+    """``--launcher local``: the DAG of one model, one run after the other with dist_train.sh
+    on this machine, then the leaderboard; the metrics are those of the Slurm grid."""
+    one = dict(models=['dwconv_t'])
+    proc = grid('submit', tmp_path, toy_data, '--launcher', 'local', **one)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not (tmp_path / 'imagenet' / 'dwconv_t_in1k' / 'grid_job.sh').exists()  # no sbatch
+    for task, stem in [('imagenet', 'dwconv_t_in1k'), ('ade20k', 'dwconv_t_upernet')]:
+        got = record(tmp_path / task / stem)
+        ref = record(full_grid['work_dirs'] / task / stem)
+        assert (tmp_path / task / stem / 'grid-local.log').is_file()
+        assert got['raw_metrics'] == ref['raw_metrics'], (task, got, ref)
+    assert (tmp_path / 'leaderboard' / 'leaderboard.md').is_file()
+    assert status_lines(tmp_path, toy_data, **one)['_exit'] == '0'
+    # again: nothing to do
+    again = grid('submit', tmp_path, toy_data, '--launcher', 'local', **one)
+    assert again.returncode == 0 and again.stdout.count('done, skipped') == 2, again.stdout

@@ -30,8 +30,12 @@ def fpn_setting(tmp_path):
     (base / 'ade20k_fpn_160k.py').write_text(FPN_TEMPLATE)
     setting = tasks.add_setting(
         'ade20k',
-        Setting('ade20k_fpn', 'fpn', 'ade20k_fpn_160k.py', 'Semantic FPN 160k',
-                head_channels={'neck.in_channels': 'all'}))
+        Setting(
+            'ade20k_fpn',
+            'fpn',
+            'ade20k_fpn_160k.py',
+            'Semantic FPN 160k',
+            head_channels={'neck.in_channels': 'all'}))
     yield setting, base
     tasks.remove_setting('ade20k_fpn')
 
@@ -82,9 +86,15 @@ def test_a_fifth_setting_reaches_configs_flops_and_the_leaderboard(fpn_setting, 
     (run / 'result.json').write_text(
         json.dumps(
             dict(
-                schema=SCHEMA_VERSION, model='dwconv_t', task='ade20k', template='ade20k_fpn',
-                metrics=dict(miou=41.37), toy=False, params_m=round(fpn.params_m, 3),
-                gflops=round(fpn.gflops, 3), date='2026-12-01T00:00:00+00:00')))
+                schema=SCHEMA_VERSION,
+                model='dwconv_t',
+                task='ade20k',
+                template='ade20k_fpn',
+                metrics=dict(miou=41.37),
+                toy=False,
+                params_m=round(fpn.params_m, 3),
+                gflops=round(fpn.gflops, 3),
+                date='2026-12-01T00:00:00+00:00')))
     text = render_markdown(build_leaderboard(tmp_path / 'work_dirs'))
     assert '| DW Conv.-T | Semantic FPN 160k |' in text and '| 41.4 |' in text
 

@@ -62,7 +62,7 @@ torchrun_job() {
 report_failure() {
     local name=$1 logs=$2 rc=$3 file line='' rank
     for file in $(ls -tr "$logs"/*/attempt_*/*/stderr.log 2>/dev/null); do
-        line=$(grep -E ': error: |^[A-Za-z_.]+(Error|Exception|Interrupt)\b' "$file" | tail -n1)
+        line=$(grep -E ': error: |^[A-Za-z_.]+(Error|Exception|Interrupt)\b' "$file" | tail -n1 || true)
         if [ -n "$line" ]; then
             rank=$(basename "$(dirname "$file")")
             echo "$name: rank $rank: $line" >&2
@@ -70,9 +70,11 @@ report_failure() {
         fi
     done
     if [ -z "$line" ]; then  # no error printed: killed, or died in native code
-        rank=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -oE 'rank *: *[0-9]+' | grep -oE '[0-9]+$')
-        line=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -E 'traceback *:' | sed 's/^ *traceback *: *//')
-        [ -n "$line" ] && echo "$name: rank ${rank:-?}: $line" >&2
+        rank=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -oE 'rank *: *[0-9]+' \
+               | grep -oE '[0-9]+$' | head -n1 || true)
+        line=$(sed -n '/Root Cause/,$p' "$logs/torchrun.err" | grep -m1 -E 'traceback *:' \
+               | sed 's/^ *traceback *: *//' || true)
+        if [ -n "$line" ]; then echo "$name: rank ${rank:-?}: $line" >&2; fi
     fi
     echo "$name: error: a process of the job failed (torchrun exit code $rc); every" \
          "process's output is under $logs" >&2

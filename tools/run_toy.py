@@ -15,18 +15,15 @@ from pathlib import Path
 
 import _bootstrap  # noqa: F401  # isort: skip  (the repository on sys.path)
 from harness.errors import run_tool
+from harness.configgen import model_config
+from harness.tasks import TASKS
 from harness.toy import ensure_toy_data
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 T_MODELS = ['swin_t', 'dwconv_t', 'ddwconv_t', 'idynamic_t']
-#: the worked example of a submitted backbone (contrib/lkconv.py), on toy ImageNet only
+#: the worked example of a submitted backbone (contrib/lkconv/), on toy ImageNet only
 EXTRA_RUNS = [('lkconv_t', 'imagenet')]
-TASK_CONFIGS = {
-    'imagenet': 'configs/imagenet/{}_in1k.py',
-    'coco': 'configs/coco/{}_cascade_maskrcnn_3x.py',
-    'ade20k': 'configs/ade20k/{}_upernet.py',
-}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=T_MODELS)
     parser.add_argument(
-        '--tasks', nargs='+', default=list(TASK_CONFIGS), choices=list(TASK_CONFIGS))
+        '--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
     parser.add_argument('--work-dirs', default='work_dirs/toy')
     parser.add_argument(
         '--no-extra',
@@ -55,7 +52,7 @@ def main(argv=None) -> int:
     start = time.time()
     failed = []
     for i, (model, task) in enumerate(jobs, 1):
-        config = TASK_CONFIGS[task].format(model)
+        config = str(model_config(model, TASKS[task].table_setting.key))
         work_dir = Path(args.work_dirs) / task / Path(config).stem
         if (work_dir / 'result.json').is_file() and not args.rerun:
             print(

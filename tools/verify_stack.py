@@ -12,8 +12,8 @@ import traceback
 import warnings
 from typing import Callable, List, Tuple
 
-LOG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.venv',
-                   'verify_stack.log')
+LOG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '.venv', 'verify_stack.log')
 
 
 def check_mmcv_ops() -> str:
@@ -94,8 +94,10 @@ def main(argv=None) -> int:
                 print(f'[verify] FAIL {name}: {type(exc).__name__}: {exc}')
                 traceback.print_exc(limit=3, file=sys.stderr)
     if failed:
-        print(f'[verify] the stack is broken: {", ".join(failed)} failed (the toolboxes\' '
-              f'output: {args.log})', file=sys.stderr)
+        print(
+            f'[verify] the stack is broken: {", ".join(failed)} failed (the toolboxes\' '
+            f'output: {args.log})',
+            file=sys.stderr)
         return 1
     if not args.verbose:
         print(f'[verify] the toolboxes\' warnings and notices: {args.log}')

@@ -80,15 +80,16 @@ def idynamic_dwconv_fused_reference(x: torch.Tensor, hidden: torch.Tensor,
     return _idyn.idynamic_dwconv_reference(x, generated_kernels(hidden, gen_weight, gen_bias))
 
 
-def _tiles(b: int, h: int, row_elems: int) -> List[Tuple[int, int, int, int]]:
+def _tiles(b: int, h: int, row_elems: int, min_rows: int) -> List[Tuple[int, int, int, int]]:
     """(first sample, end sample, first row, end row) of every tile; ``row_elems`` is the number
-    of x elements of one padded-width row of one sample."""
+    of x elements of one padded-width row of one sample. Row tiles have at least ``min_rows``
+    rows (K - 1: see :func:`_gx_safe_phases`)."""
     rows = max(1, _TILE_ELEMS // max(1, row_elems))
     if rows >= h:  # whole samples
         per = max(1, rows // h)
         return [(s, min(b, s + per), 0, h) for s in range(0, b, per)]
-    n_row_tiles = -(-h // rows)
-    rows = -(-h // n_row_tiles)  # balance the tiles
+    n_row_tiles = max(1, h // max(rows, min_rows))
+    rows = -(-h // n_row_tiles)  # balanced, and still at least min_rows
     return [(s, s + 1, r, min(h, r + rows)) for s in range(b) for r in range(0, h, rows)]
 
 
@@ -121,7 +122,7 @@ class _Layout:
         self.wrows = [wg[:, i].reshape(self.g * k, r + 1) for i in range(k)]
 
     def tiles(self) -> List[Tuple[int, int, int, int]]:
-        return _tiles(self.b, self.h, self.c * self.wp)
+        return _tiles(self.b, self.h, self.c * self.wp, self.k - 1)
 
     def kernel_row(self, i: int, ht: torch.Tensor) -> torch.Tensor:
         """Kernel taps (i, 0..K-1) of a hidden tile (S, R + 1, n): (S, G, K, n)."""
@@ -249,15 +250,14 @@ def _fused_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
 
 def _gx_safe_phases(tiles: List[Tuple[int, int, int, int]],
                     halo: int) -> List[List[Tuple[int, int, int, int]]]:
-    """Split tiles into phases whose tiles may run concurrently: a tile adds to the input
-    gradient of its rows and ``halo`` rows below, so row tiles of one sample alternate between two
-    phases when every tile between two others is at least ``halo`` rows high, else run alone."""
-    if all(r0 == 0 for _, _, r0, _ in tiles):  # whole samples: disjoint
+    """Split tiles into phases whose tiles may run concurrently. A tile adds to the input gradient
+    of its rows and ``halo`` rows below them; whole-sample tiles are disjoint, and row tiles of
+    one sample at least ``halo`` rows high (:func:`_tiles`) alternate between two phases."""
+    if all(r0 == 0 for _, _, r0, _ in tiles):
         return [tiles]
-    inner = [r1 - r0 for _, _, r0, r1 in tiles[1:-1]]
-    if inner and min(inner) < halo:
-        return [[t] for t in tiles]
-    return [[t for t in tiles if (t[2] // (tiles[0][3] - tiles[0][2])) % 2 == ph] for ph in (0, 1)]
+    rows, h = tiles[0][3] - tiles[0][2], max(t[3] for t in tiles)
+    assert all(r1 - r0 >= halo for _, _, r0, r1 in tiles if r1 < h), 'row tiles below the halo'
+    return [[t for t in tiles if (t[2] // rows) % 2 == phase] for phase in (0, 1)]
 
 
 _POOL: List[ThreadPoolExecutor] = []

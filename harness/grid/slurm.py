@@ -92,15 +92,6 @@ def query_jobs(job_ids: Sequence[str]) -> Dict[str, SlurmJob]:
     return jobs
 
 
-def exit_code(job_id: str) -> str:
-    """``code:signal`` of an ended job the controller still knows ('' otherwise)."""
-    proc = _run(['scontrol', '-o', 'show', 'job', str(job_id)], check=False)
-    for field in proc.stdout.split():
-        if field.startswith('ExitCode='):
-            return field.split('=', 1)[1]
-    return ''
-
-
 def sbatch(args: List[str], script: str) -> str:
     """Submit ``script`` with ``sbatch args``; returns the job id."""
     proc = _run(['sbatch', '--parsable', *args, script])

@@ -210,10 +210,10 @@ def wait(runs: List[Run],
     while True:
         states = collect(runs)
         for st in states:
-            line = f'{st.state}: {st.detail}'
-            if seen.get(st.run.key) != line:
-                seen[st.run.key] = line
-                echo(f'{st.run.key}: {line}')
+            change = f'{st.state} {st.job.get("job_id") if st.job else ""}'
+            if seen.get(st.run.key) != change:  # a new state or job, not a longer run time
+                seen[st.run.key] = change
+                echo(f'{st.run.key}: {st.state}: {st.detail}')
         board = read_job(folder)
         board_job: Optional[SlurmJob] = query_jobs([board['job_id']]).get(str(
             board['job_id'])) if board and board.get('launcher') == 'slurm' else None

@@ -1,8 +1,8 @@
 """Reading the leaderboard's inputs: result records and benchmark records.
 
 Result records (``result.json`` of training, ``test_result.json`` of testing) follow
-:class:`backbones.engine.ResultRecord`; benchmark records (the lists ``tools/benchmark.py
---models --json`` writes) follow :class:`BenchmarkRecord`, defined here for both the writer
+:class:`backbones.engine.ResultRecord`; benchmark records (the ``records`` of what ``tools/benchmark.py
+--models`` / ``--tasks`` write) follow :class:`BenchmarkRecord`, defined here for both the writer
 (:func:`benchmark_record`) and the reader (:func:`load_benchmarks`). A file or entry that does
 not follow its schema, or has another schema version, is skipped with a warning naming it.
 """
@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from backbones.engine.result_record import (RecordError, ResultRecord, check_schema, number_field,
                                             string_field)
@@ -20,7 +20,7 @@ from ..tasks import TASKS
 from .catalog import task_of
 
 #: bump when a benchmark field changes meaning or a required field is added
-BENCHMARK_SCHEMA_VERSION = 1
+BENCHMARK_SCHEMA_VERSION = 2
 RESULT_FILES = ('result.json', 'test_result.json')
 _OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
@@ -127,7 +127,8 @@ def load_records(work_dirs: Path, warnings: List[str]) -> List[Record]:
 
 @dataclass
 class BenchmarkRecord:
-    """One measurement of ``tools/benchmark.py --models``.
+    """One measurement of ``tools/benchmark.py --models`` (a backbone alone) or ``--tasks``
+    (a whole task model).
 
     Args:
         model (str): zoo name.
@@ -137,8 +138,11 @@ class BenchmarkRecord:
         images_per_s (float): throughput.
         threads (int, optional): torch intra-op threads.
         dtype (str): autocast dtype (``'float32'``: none). Defaults to ``''``.
-        latency_ms (float, optional): median time of one step.
+        latency_ms (float, optional): time of one step.
         peak_mem_mb (float, optional): peak memory of one step.
+        task (str, optional): the task (a key of :data:`harness.tasks.TASKS`) whose table
+            setting's whole model was measured; None: the backbone alone.
+        input_hw (list[int], optional): [H, W] of the input images.
         schema (int): :data:`BENCHMARK_SCHEMA_VERSION` of the writer.
     """
     model: str
@@ -150,6 +154,8 @@ class BenchmarkRecord:
     dtype: str = ''
     latency_ms: Optional[float] = None
     peak_mem_mb: Optional[float] = None
+    task: Optional[str] = None
+    input_hw: Optional[List[int]] = None
     schema: int = BENCHMARK_SCHEMA_VERSION
 
     @property
@@ -176,6 +182,13 @@ class BenchmarkRecord:
         number_field(data.get('images_per_s'), '"images_per_s"', optional=False)
         for key in ('latency_ms', 'peak_mem_mb'):
             number_field(data.get(key), f'"{key}"')
+        task = string_field(data, 'task', optional=True)
+        if task is not None and task not in TASKS:
+            raise RecordError(f'unknown task {task!r}')
+        hw = data.get('input_hw')
+        if hw is not None and not (isinstance(hw, list) and len(hw) == 2 and all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in hw)):
+            raise RecordError(f'"input_hw" is {hw!r}, expected [H, W]')
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values['dtype'] = str(values.get('dtype') or '')
@@ -190,7 +203,9 @@ def benchmark_record(model: str,
                      threads: Optional[int] = None,
                      dtype: str = '',
                      latency_ms: Optional[float] = None,
-                     peak_mem_mb: Optional[float] = None) -> Dict[str, Any]:
+                     peak_mem_mb: Optional[float] = None,
+                     task: Optional[str] = None,
+                     input_hw: Optional[Sequence[int]] = None) -> Dict[str, Any]:
     """The JSON object of one measurement, as ``tools/benchmark.py`` writes it (see
     :class:`BenchmarkRecord` for the arguments); validated, with the schema version.
 
@@ -199,16 +214,19 @@ def benchmark_record(model: str,
     """
     return BenchmarkRecord.from_dict(
         BenchmarkRecord(model, mode, batch_size, device, images_per_s, threads, dtype, latency_ms,
-                        peak_mem_mb).to_dict()).to_dict()
+                        peak_mem_mb, task,
+                        None if input_hw is None else list(input_hw)).to_dict()).to_dict()
 
 
 def load_benchmarks(work_dirs: Path, warnings: List[str]) -> List[BenchmarkRecord]:
     """Inference measurements from ``<work_dirs>/benchmark/**/*.json``.
 
-    Lists of benchmark records are read, oldest file first, and a later file overrides the
-    same measurement (model, device, batch size, dtype, threads); JSON that is not a list
-    (e.g. ``benchmark.py --ops`` reports) is ignored; an unreadable file or an entry that does
-    not follow :class:`BenchmarkRecord` is reported and skipped.
+    Benchmark records are read from files holding a list of them or an object with such a list
+    under ``records`` (``benchmark.py --models`` / ``--tasks`` reports), oldest file first, and
+    a later file overrides the same measurement (model, task, device, batch size, dtype,
+    threads, input size); other JSON (e.g. ``benchmark.py --ops`` reports) is ignored; an
+    unreadable file or an entry that does not follow :class:`BenchmarkRecord` is reported and
+    skipped.
 
     Args:
         work_dirs (Path): the work-dirs tree.
@@ -224,6 +242,8 @@ def load_benchmarks(work_dirs: Path, warnings: List[str]) -> List[BenchmarkRecor
     found: Dict[tuple, BenchmarkRecord] = {}
     for path in paths:
         data = read_json(path, warnings)
+        if isinstance(data, dict):
+            data = data.get('records')
         if not isinstance(data, list):
             continue
         for i, item in enumerate(data):
@@ -233,7 +253,7 @@ def load_benchmarks(work_dirs: Path, warnings: List[str]) -> List[BenchmarkRecor
                 skip(path, f'benchmark entry {i}: {exc}', warnings)
                 continue
             if bench.mode == 'inference':
-                key = (bench.model, bench.kind, bench.device, bench.batch_size, bench.dtype,
-                       bench.threads)
+                key = (bench.model, bench.task, bench.kind, bench.device, bench.batch_size,
+                       bench.dtype, bench.threads, tuple(bench.input_hw or ()))
                 found[key] = bench
     return list(found.values())

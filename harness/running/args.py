@@ -21,8 +21,7 @@ def run_parser(mode: str, description: str) -> argparse.ArgumentParser:
         'ones with tools/make_toy_data.py)')
     if mode == 'train':
         parser.add_argument('--toy-pretrained', help='ImageNet checkpoint for a dense toy run')
-        parser.add_argument(
-            '--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
+        parser.add_argument('--amp', action='store_true', help='mixed precision (bf16 on the CPU)')
         parser.add_argument(
             '--resume',
             nargs='?',

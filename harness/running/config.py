@@ -23,7 +23,8 @@ def load_config(config_path: str, cfg_options: Optional[dict] = None) -> Config:
         model, template = identify(config_path)
         if template:
             pattern = setting_config_path('*', template).name
-            known = sorted(m for m, t in map(identify, Path(config_path).parent.glob(pattern))
+            known = sorted(m for m, t in map(identify,
+                                             Path(config_path).parent.glob(pattern))
                            if t == template)
             if known:
                 hint = f' (no model {model!r} here; models: {", ".join(known)})'

@@ -1,6 +1,5 @@
 """Process groups on CPU-only machines (gloo), from torchrun's or Slurm's environment."""
 import os
-from typing import Tuple
 
 import torch
 
@@ -26,13 +25,13 @@ def init_cpu_distributed(launcher: str, timeout: float = DIST_TIMEOUT) -> bool:
         _slurm_env()
     elif launcher != 'pytorch':
         raise ToolError(f'launcher {launcher!r} needs CUDA; on the CPU use tools/dist_train.sh '
-                         '(torchrun, gloo) or tools/slurm_train.sh')
+                        '(torchrun, gloo) or tools/slurm_train.sh')
     missing = [
         k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT') if k not in os.environ
     ]
     if missing:
         raise ToolError(f'--launcher {launcher} but {", ".join(missing)} not set: start it '
-                         'with tools/dist_train.sh (torchrun) or tools/slurm_train.sh')
+                        'with tools/dist_train.sh (torchrun) or tools/slurm_train.sh')
     dist.init_process_group('gloo', timeout=datetime.timedelta(seconds=timeout))
     return True
 
@@ -60,7 +59,3 @@ def _slurm_env() -> None:
     except KeyError as exc:
         raise ToolError(f'--launcher slurm outside a Slurm job step ({exc.args[0]} not set)')
     env.setdefault('MASTER_PORT', '29500')
-
-
-def world_info() -> Tuple[int, int]:
-    return int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('RANK', 0))

@@ -18,6 +18,7 @@ from .config import (adapt_to_machine, default_work_dir, load_config, task_of, u
 from .distributed import DIST_TIMEOUT, init_cpu_distributed
 from .validate import check_config_keys, check_data, check_model_builds
 
+
 def toy_pretrained_for(model: str) -> Optional[str]:
     """The checkpoint of this model's toy ImageNet run, if one exists (dense toy runs start from
     it, as full-scale dense runs start from the ImageNet checkpoint)."""
@@ -77,8 +78,8 @@ def find_resume_checkpoint(work_dir: str, cfg: Config, task: str) -> Optional[st
 TOY_SEED = 0
 
 
-def prepare_config(args: argparse.Namespace, mode: str) -> Tuple[Config, Config, str, str,
-                                                               Optional[str]]:
+def prepare_config(args: argparse.Namespace,
+                   mode: str) -> Tuple[Config, Config, str, str, Optional[str]]:
     """Read the config of ``args`` and check every input of the run (config keys, data roots,
     checkpoints) without writing anything: the launchers run this once (``--dry-run``) before
     starting N processes.

@@ -90,7 +90,7 @@ def _typed(path: str, node: Any, registry: str, scope: str, default: Optional[st
             cls = reg.get(typ)
         if cls is None:
             raise ToolError(f'config key {path}: unknown type {typ!r} (not in the {scope} '
-                             f'registry {registry.lower()})')
+                            f'registry {registry.lower()})')
     else:
         cls = typ
     known = _accepted_args(cls)
@@ -196,7 +196,7 @@ def check_model_builds(cfg: Config, task: str) -> None:
     except Exception as exc:
         msg = first_line(exc).split('. ')[0]
         raise ToolError(f'the model of this config cannot be built: {type(exc).__name__}: '
-                         f'{msg}')
+                        f'{msg}')
 
 
 def check_data(cfg: Config, task: str, splits=('train', 'val')) -> None:
@@ -212,7 +212,7 @@ def check_data(cfg: Config, task: str, splits=('train', 'val')) -> None:
         root = ds.get('data_root', '')
         if not root or not osp.isdir(root):
             raise ToolError(f'{split} data root not found: {root!r} (set the dataset\'s '
-                             f'data_root, or use --toy for the built-in toy data)')
+                            f'data_root, or use --toy for the built-in toy data)')
         try:
             check_dataset(task, root, splits=[_split_name(task, ds, split)])
         except DatasetError as exc:

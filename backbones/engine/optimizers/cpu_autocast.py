@@ -1,6 +1,6 @@
-"""Mixed precision on the CPU for ``--amp``: mmengine's ``AmpOptimWrapper`` (fp16 + loss scaling) on CUDA;
-on a CPU-only machine, where it refuses to start, bfloat16 autocast (no loss scaling needed:
-bf16 has float32's exponent range)."""
+"""Mixed precision on the CPU for ``--amp``: mmengine's ``AmpOptimWrapper`` (fp16 + loss
+scaling) refuses to start without CUDA, so CPU runs use bfloat16 autocast (no loss scaling
+needed: bf16 has float32's exponent range)."""
 from contextlib import contextmanager
 
 import torch
