@@ -1,5 +1,7 @@
 import os
 import sys
+from pathlib import Path
+from typing import Callable, Dict, Tuple
 
 import pytest
 import torch
@@ -11,6 +13,29 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import backbones  # noqa: E402,F401  (registers everything)
+
+
+@pytest.fixture(scope='session')
+def toy_data(tmp_path_factory) -> Callable[..., Path]:
+    """A factory of toy datasets for the whole test session: ``toy_data(task, seed=0, **sizes)``
+    builds the toy dataset of ``task`` (``'imagenet'``, ``'coco'``, ``'ade20k'``) with
+    :func:`harness.toy.ensure_toy_data` under the session's temporary folder (never the
+    repository's ``data/toy``) and returns its folder; a second call with the same task, seed
+    and sizes (defaults filled in) returns the same folder without building again. The
+    datasets are shared: a test that changes one copies it first."""
+    from harness.toy import TOY_DATASETS, ensure_toy_data
+    built: Dict[Tuple, Path] = {}
+
+    def make(task: str, seed: int = 0, **sizes: int) -> Path:
+        if task not in TOY_DATASETS:
+            raise ValueError(f'unknown toy dataset task {task!r}')
+        key = (task, seed, tuple(sorted(TOY_DATASETS[task].resolve_sizes(sizes).items())))
+        if key not in built:
+            root = tmp_path_factory.mktemp(f'toy_{task}')
+            built[key] = ensure_toy_data(task, root, seed=seed, **sizes)
+        return built[key]
+
+    return make
 
 
 @pytest.fixture(autouse=True)

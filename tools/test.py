@@ -12,15 +12,8 @@ from harness.errors import run_tool
 
 
 def main(argv=None) -> int:
-    from harness.running import build_runner, finish_distributed, prepare_config, run_parser
-    args = run_parser('test', __doc__).parse_args(argv)
-    if args.dry_run:
-        cfg = prepare_config(args, mode='test')[0]
-        print(f'work_dir={cfg.work_dir}')
-        return 0
-    build_runner(args, mode='test').test()
-    finish_distributed()
-    return 0
+    from harness.running import run_main
+    return run_main('test', __doc__, argv)
 
 
 if __name__ == '__main__':

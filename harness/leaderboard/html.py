@@ -6,7 +6,7 @@ from typing import List
 from .catalog import (PAPER_TITLE, PAPER_URL, PROPERTY_TITLES, display_name, quantity_title,
                       setting_title)
 from .layout import Cell, Leaderboard, Section, format_diff
-from .render import TOY_BANNER, mode_text, property_mark, settings_text
+from .render import TOY_BANNER, mode_text, property_mark, seeds_text, settings_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#222}
@@ -98,6 +98,8 @@ def render_html(board: Leaderboard, png: bytes) -> str:
         out.append(f'<h2>{_esc(section.title)}</h2>')
         if section.toy:
             out.append(f'<p class="toy">\u26a0 {_esc(TOY_BANNER)}</p>')
+            if seeds_text(board, True):
+                out.append(f'<p>{_esc(seeds_text(board, True))}</p>')
         out += _main_table(section, with_tp)
         if section.other:
             out += _other_table(section)

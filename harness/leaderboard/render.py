@@ -76,6 +76,8 @@ def render_markdown(board: Leaderboard) -> str:
         out += [f'## {section.title}', '']
         if section.toy:
             out += [f'> **\u26a0 {TOY_BANNER}**', '']
+            if seeds_text(board, True):
+                out += [seeds_text(board, True), '']
         rows = [[display_name(r.model)] + [c.text() for c in r.cells] for r in section.main]
         if with_tp:
             rows = [cells + [r.throughput] for cells, r in zip(rows, section.main)]
@@ -95,6 +97,17 @@ def render_markdown(board: Leaderboard) -> str:
     if board.warnings:
         out += ['## Skipped inputs', ''] + [f'- {w}' for w in board.warnings] + ['']
     return '\n'.join(out)
+
+
+def seeds_text(board: Leaderboard, toy: bool) -> str:
+    """``'Seeds: 0.'`` — the random seeds of the runs shown at one scale (toy runs are seeded,
+    so the toy table is reproducible)."""
+    seeds = sorted({
+        r.seed
+        for e in board.entries.values() if e.toy == toy for r in e.used + e.tta_used
+        if r.seed is not None
+    })
+    return f'Seeds: {", ".join(map(str, seeds))}.' if seeds else ''
 
 
 def _num(value: Optional[float]) -> str:

@@ -1,5 +1,6 @@
 """The command line of tools/train.py and tools/test.py (one parser, two modes)."""
 import argparse
+from typing import Optional, Sequence
 
 
 def run_parser(mode: str, description: str) -> argparse.ArgumentParser:
@@ -54,3 +55,21 @@ def run_parser(mode: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser
+
+
+def run_main(mode: str, description: str, argv: Optional[Sequence[str]] = None) -> int:
+    """The whole of ``tools/train.py`` (``mode='train'``) and ``tools/test.py`` (``'test'``):
+    parse, check every input, then train / test (``--dry-run``: print the work dir and stop)."""
+    from .distributed import finish_distributed
+    from .runner import build_runner, prepare_config
+    args = run_parser(mode, description).parse_args(argv)
+    if args.dry_run:
+        print(f'work_dir={prepare_config(args, mode)[0].work_dir}')
+        return 0
+    runner = build_runner(args, mode)
+    if mode == 'train':
+        runner.train()
+    else:
+        runner.test()
+    finish_distributed()
+    return 0

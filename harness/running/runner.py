@@ -149,7 +149,9 @@ def prepare_config(args: argparse.Namespace,
             cfg.model = cfg.tta_model
     randomness = dict(cfg.get('randomness') or {})
     # without a seed the runner draws one (and shares it between ranks); toy runs are seeded
-    randomness.setdefault('seed', TOY_SEED if args.toy else None)
+    randomness.setdefault('seed', None)
+    if randomness['seed'] is None and args.toy:
+        randomness['seed'] = TOY_SEED
     if args.seed is not None:
         randomness['seed'] = args.seed
     if getattr(args, 'deterministic', False):
