@@ -1,10 +1,12 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, Optional, Tuple
 
 import pytest
 import torch
+import torch.nn as nn
 
 # The repository root must win over site-packages: mmseg installs a top-level ``tests`` package
 # and the ``tools`` scripts are imported by path in some tests.
@@ -36,6 +38,35 @@ def toy_data(tmp_path_factory) -> Callable[..., Path]:
         return built[key]
 
     return make
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Modules built inside get their parameters on the meta device: the structure (classes,
+    parameter names and shapes, ``requires_grad``) is built, the random initialisation of the
+    weights, most of the time of building a large model on a CPU, is not. Buffers stay where
+    they are; ``model.to('meta')`` moves them too."""
+    register = nn.Module.register_parameter
+
+    def on_meta(module: nn.Module, name: str, param: Optional[nn.Parameter]) -> None:
+        register(module, name, param)
+        if param is not None and param.device.type != 'meta':
+            module._parameters[name] = nn.Parameter(
+                param.to('meta'), requires_grad=param.requires_grad)
+
+    nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register
+
+
+@pytest.fixture(scope='session')
+def meta_weights() -> Callable[[], ContextManager[None]]:
+    """A context manager factory: ``with meta_weights(): model = MODELS.build(cfg)`` builds
+    ``model`` with its parameters on the meta device (see :func:`_parameters_on_meta`), for
+    tests that check structure, not values."""
+    return _parameters_on_meta
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 this file, outside the repository's packages, goes the whole way (registered, configs generated,
 every check passes); broken ones are caught with the right message; bad input is one line."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Dict
@@ -9,8 +10,10 @@ from typing import Dict
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmcv.cnn import ConvModule, build_norm_layer
 from mmcv.cnn.bricks import DropPath
+from mmdet.registry import MODELS as MMDET_MODELS
 from mmengine.model import BaseModule, ModuleList
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 
@@ -18,9 +21,10 @@ from backbones import zoo
 from backbones.registry import MODELS
 from contrib.lkconv import LKConvNet  # before any test patches the zoo: it registers lkconv_t
 from harness.configgen import model_config, render_config, write_configs
-from harness.contract import CHECKS, BackboneChecker, check_backbone, register_submission
+from harness.contract import (CHECKS, BackboneChecker, check_backbone, default_settings,
+                              register_submission)
 from harness.errors import ToolError, tool_main
-from harness.toy import ensure_toy_data
+from harness.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 #: toy datasets just big enough for one batch of each task's toy config
@@ -167,6 +171,167 @@ class DenseExtrasNet(TinyConvNet):
         return outs[:-1] + (self.fuse(outs[-1]), ) if hasattr(self, 'fuse') else outs
 
 
+@MMDET_MODELS.register_module(force=True)
+class ToolboxOnlyNet(TinyConvNet):
+    """Registered in mmdet's registry, not in mmengine's root one."""
+
+
+@MODELS.register_module(force=True)
+class NoNumFeaturesNet(TinyConvNet):
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        del self.num_features
+
+
+@MODELS.register_module(force=True)
+class TensorOutputNet(TinyConvNet):
+    """Returns the last map itself, not a tuple."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x)[-1]
+
+
+@MODELS.register_module(force=True)
+class LastStageOnlyNet(TinyConvNet):
+    """Ignores out_indices: one output, whatever the config asks for."""
+
+    def __init__(self, out_indices=(3, ), **kwargs) -> None:
+        super().__init__(out_indices=(3, ), **kwargs)
+
+
+@MODELS.register_module(force=True)
+class WrongStridesNet(TinyConvNet):
+    """Its stem has stride 2, not 4: every map is twice as large as the necks expect."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        norm_cfg = dict(type='BN')
+        self.stages[0].down = ConvModule(3, 8, 2, stride=2, norm_cfg=norm_cfg)
+
+
+@MODELS.register_module(force=True)
+class MultipleOf32Net(TinyConvNet):
+    """Refuses inputs whose sides are not multiples of 32."""
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        assert x.shape[-2] % 32 == 0 and x.shape[-1] % 32 == 0, 'sides must be multiples of 32'
+        return super().forward(x)
+
+
+@MODELS.register_module(force=True)
+class CropsTo64Net(TinyConvNet):
+    """Crops the input to multiples of 64: the maps of other sizes come out too small."""
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        return super().forward(x[..., :x.shape[-2] // 64 * 64, :x.shape[-1] // 64 * 64])
+
+
+@MODELS.register_module(force=True)
+class TrainableOutputNormsNet(TinyConvNet):
+    """Freezes the stages, but not the output norms of the frozen stages."""
+
+    def _freeze_stages(self) -> None:
+        for i in range(self.frozen_stages + 1):
+            self.stages[i].eval()
+            for p in self.stages[i].parameters():
+                p.requires_grad = False
+
+
+@MODELS.register_module(force=True)
+class FreezesEverythingNet(TinyConvNet):
+    """Freezes all four stages whatever frozen_stages says."""
+
+    def _freeze_stages(self) -> None:
+        if self.frozen_stages >= 0:
+            for m in (self.stages, *[getattr(self, f'norm{i}') for i in self.out_indices]):
+                m.eval()
+                for p in m.parameters():
+                    p.requires_grad = False
+
+
+class _AlwaysUpdatingBN(nn.BatchNorm2d):
+    """A BatchNorm that normalises with the batch and updates its statistics in eval mode too."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, True,
+                            self.momentum, self.eps)
+
+
+@MODELS.register_module(force=True)
+class StatisticsUnderNormEvalNet(TinyConvNet):
+    """Its BatchNorm layers are in eval mode under norm_eval, but still update statistics."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        for m in self.modules():
+            if type(m) is nn.BatchNorm2d:
+                m.__class__ = _AlwaysUpdatingBN
+
+
+@MODELS.register_module(force=True)
+class NormEvalEvalsAllNet(TinyConvNet):
+    """norm_eval=True puts the whole backbone in eval mode."""
+
+    def train(self, mode: bool = True) -> 'NormEvalEvalsAllNet':
+        super().train(mode and not self.norm_eval)
+        return self
+
+
+@MODELS.register_module(force=True)
+class NoFrozenStagesNet(TinyConvNet):
+    """Does not take frozen_stages."""
+
+    def __init__(self, **kwargs) -> None:
+        if 'frozen_stages' in kwargs:
+            raise TypeError("__init__() got an unexpected keyword argument 'frozen_stages'")
+        super().__init__(**kwargs)
+
+
+@MODELS.register_module(force=True)
+class ReinitialisesNet(TinyConvNet):
+    """Initialises its stem again after init_weights() loaded the checkpoint."""
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        nn.init.normal_(self.stages[0].down.conv.weight)
+
+
+class _Doubles(torch.autograd.Function):
+    """A custom op the FLOP counter has no handle for."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return 2 * grad
+
+
+@MODELS.register_module(force=True)
+class UncountedOpNet(TinyConvNet):
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        return tuple(_Doubles.apply(o) for o in super().forward(x))
+
+
+@MODELS.register_module(force=True)
+class NoGradNet(TinyConvNet):
+    """Computes its outputs without autograd: a training step cannot change it."""
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        with torch.no_grad():
+            return super().forward(x)
+
+
+@MODELS.register_module(force=True)
+class NaNNet(TinyConvNet):
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        return tuple(o * float('nan') for o in super().forward(x))
+
+
 # ------------------------------------------------------------------ fixtures
 
 
@@ -183,19 +348,16 @@ def zoo_entry(monkeypatch):
 
 
 @pytest.fixture(scope='module')
-def toy_data(tmp_path_factory) -> Dict[str, str]:
-    root = tmp_path_factory.mktemp('toy')
-    return {
-        task: str(ensure_toy_data(task, root, seed=0, **sizes))
-        for task, sizes in TOY_SIZES.items()
-    }
+def toy_roots(toy_data) -> Dict[str, str]:
+    """Toy data of every task, just big enough for one batch of each task's toy config."""
+    return {task: str(toy_data(task, **sizes)) for task, sizes in TOY_SIZES.items()}
 
 
 # ------------------------------------------------------------------ the whole path
 
 
 @pytest.mark.slow
-def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo_entry, toy_data):
+def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo_entry, toy_roots):
     model = zoo_entry('tinyconv_t', 'TinyConvNet')
     written = write_configs(model, root=str(tmp_path))
     assert sorted(str(p.relative_to(tmp_path)) for p in written) == [
@@ -204,7 +366,7 @@ def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo
     ]
 
     lines = []
-    checker = BackboneChecker(model, config_root=str(tmp_path), quick=True, toy_data=toy_data)
+    checker = BackboneChecker(model, config_root=str(tmp_path), quick=True, toy_data=toy_roots)
     results = checker.run(report=lambda r: lines.append(r.line()))
     assert [r.name for r in results] == [c for c in CHECKS if c != 'toy_step'] + [
         'toy_step[imagenet]', 'toy_step[coco_maskrcnn]', 'toy_step[coco_cascade]',
@@ -216,6 +378,31 @@ def test_a_backbone_from_outside_the_repository_goes_the_whole_way(tmp_path, zoo
     assert 'only the output norms are new: norm0, norm1, norm2' in detail['checkpoint']
     assert 'stages.0, stages.1, norm0, norm1' in detail['frozen_stages']
     assert lines[0].startswith('PASS  build')
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize('model', ['lkconv_t', 'swin_t'])
+def test_the_full_check_passes_on_the_worked_example_and_a_paper_model(model, toy_roots, tmp_path):
+    """Every check as ``tools/check_backbone.py MODEL`` runs them (not --quick: the task models
+    are counted in the table's settings, here afresh); a paper model's counts are those of
+    docs/flops.json."""
+    imports = ['contrib.lkconv'] if model == 'lkconv_t' else []
+    checker = BackboneChecker(
+        model, imports=imports, toy_data=toy_roots, cache_dir=str(tmp_path / 'cache'))
+    lines = []
+    results = checker.run(report=lambda r: lines.append(r.line()))
+    toy_steps = [f'toy_step[{key}]' for key in default_settings()]
+    assert [r.name for r in results] == [c for c in CHECKS if c != 'toy_step'] + toy_steps
+    assert all(r.status == 'pass' for r in results), '\n'.join(lines)
+    complexity = {r.name: r.detail for r in results}['complexity']
+    assert 'backbone alone' not in complexity
+    if model in zoo.PAPER_MODELS:
+        committed = json.loads((ROOT / 'docs' / 'flops.json').read_text())
+        for name, task in TASKS.items():
+            key = task.table_setting.key
+            record, = [r for r in committed if (r['model'], r['setting']) == (model, key)]
+            assert f'{key} {record["params_m"]:.1f}M {record["gflops"]:.1f}G' in complexity
 
 
 def test_stale_or_missing_configs_fail_with_the_command_that_writes_them(tmp_path, zoo_entry):
@@ -236,21 +423,59 @@ def test_stale_or_missing_configs_fail_with_the_command_that_writes_them(tmp_pat
 
 
 @pytest.mark.parametrize('type_name, check, message', [
+    ('ToolboxOnlyNet', 'build', "mmpretrain MODELS cannot build 'ToolboxOnlyNet'"),
+    ('ToolboxOnlyNet', 'build', "mmengine's root registry, not one toolbox's"),
+    ('NoNumFeaturesNet', 'build', 'NoNumFeaturesNet declares num_features=None'),
+    ('TensorOutputNet', 'outputs', 'forward returns Tensor, not a tuple of (B, C, H, W) maps'),
+    ('LastStageOnlyNet', 'outputs', 'the dense-task backbone has 1 outputs; the necks need 4'),
     ('WrongChannelsNet', 'outputs', 'output 3 has 64 channels, but num_features[3] declares 128'),
+    ('WrongStridesNet', 'outputs', 'output 0 is 48x64 for a 96x128 input; stride 4 gives 24x32'),
+    ('MultipleOf32Net', 'input_sizes', 'fails on a 200x333 input: AssertionError: sides must be '
+     'multiples of 32'),
+    ('CropsTo64Net', 'input_sizes', 'output 0 is 48x80 for a 200x333 input; stride 4 gives '
+     '50..50 x 83..84'),
     ('UnusedParamNet', 'gradients', '2 parameters of the classification backbone get no '
      'gradient: unused.weight, unused.bias'),
     ('IgnoresFrozenStagesNet', 'frozen_stages', 'frozen_stages=1 sets requires_grad=False on no '
      'parameter'),
     ('FrozenButTrainingNet', 'frozen_stages', 'layers of the frozen stages are in training mode'),
+    ('TrainableOutputNormsNet', 'frozen_stages', 'with frozen_stages=1, output 0 still depends '
+     'on trainable parameters'),
+    ('FreezesEverythingNet', 'frozen_stages', 'frozen_stages=1 also froze stage 2'),
+    ('NoFrozenStagesNet', 'frozen_stages', 'the backbone does not accept frozen_stages'),
     ('IgnoresNormEvalNet', 'norm_eval', 'norm_eval=True, but after train() 12 of 12 BatchNorm '
      'layers are in training mode'),
+    ('StatisticsUnderNormEvalNet', 'norm_eval', 'norm_eval=True, but a training-mode forward '
+     'changes the running statistics of stages.0.down.bn'),
+    ('NormEvalEvalsAllNet', 'norm_eval', 'norm_eval=True puts the whole backbone in eval mode'),
     ('DenseExtrasNet', 'checkpoint', '2 keys missing from the checkpoint: fuse.weight, fuse.bias'),
+    ('ReinitialisesNet', 'checkpoint', '1 keys not loaded by init_weights() (does it '
+     're-initialise after loading?): stages.0.down.conv.weight'),
 ])
 def test_a_broken_backbone_is_caught_with_the_reason(zoo_entry, type_name, check, message):
     model = zoo_entry('broken_t', type_name)
     results = check_backbone(model, [check])
     assert [(r.name, r.status) for r in results] == [(check, 'fail')]
     assert message in results[0].detail
+
+
+def test_a_custom_op_without_a_flop_handle_is_caught(zoo_entry):
+    model = zoo_entry('broken_t', 'UncountedOpNet')
+    for quick in (True, False):  # the full count checks a cheap trace first
+        result, = check_backbone(model, ['complexity'], quick=quick)
+        assert result.failed, quick
+        assert 'the FLOP counter has no handle for prim::PythonOp._Doubles' in result.detail
+
+
+@pytest.mark.parametrize('type_name, message', [
+    ('NoGradNet', 'a training step left every backbone parameter unchanged'),
+    ('NaNNet', 'the loss of a toy step is nan'),
+])
+def test_a_toy_step_that_does_not_train_is_caught(zoo_entry, toy_roots, type_name, message):
+    model = zoo_entry('broken_t', type_name)
+    result, = check_backbone(model, ['toy_step'], settings=['imagenet'], toy_data=toy_roots)
+    assert (result.name, result.status) == ('toy_step[imagenet]', 'fail')
+    assert message in result.detail
 
 
 def test_checks_that_need_a_build_are_skipped_when_it_fails(zoo_entry):

@@ -64,13 +64,15 @@ class Mlp(nn.Module):
 
 
 class PatchEmbed(nn.Module):
+    """4x4 patches; an image whose sides are not multiples of 4 is zero-padded at the bottom /
+    right first (the official dense-task code)."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
         self.proj, self.norm = nn.Conv2d(3, dim, 4, 4), nn.LayerNorm(dim)
 
     def forward(self, x):
-        x = self.proj(x)
+        x = self.proj(F.pad(x, (0, -x.shape[-1] % 4, 0, -x.shape[-2] % 4)))
         return self.norm(x.flatten(2).transpose(1, 2)), tuple(x.shape[-2:])
 
 
@@ -238,6 +240,16 @@ def windows_of(x: torch.Tensor, w: int) -> torch.Tensor:
     return x.view(b, h // w, w, wd // w, w, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, w * w, c)
 
 
+def shift_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
+    """The attention mask of the shifted windows of an h x w map (multiples of the window)."""
+    region = torch.zeros(1, h, w, 1)
+    cuts = (slice(0, -window), slice(-window, -shift), slice(-shift, None))
+    for n, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
+        region[:, hs, ws] = n
+    ids = windows_of(region, window).squeeze(-1)
+    return (ids[:, None, :] != ids[:, :, None]).float() * -100.
+
+
 class SwinBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, resolution: int, shift: bool) -> None:
@@ -246,29 +258,31 @@ class SwinBlock(nn.Module):
         self.shift = self.window // 2 if shift and resolution > 7 else 0
         self.norm1, self.attn = nn.LayerNorm(dim), WindowAttention(dim, self.window, heads)
         self.norm2, self.mlp = nn.LayerNorm(dim), Mlp(dim)
-        mask = None
-        if self.shift:
-            w, s = self.window, self.shift
-            region = torch.zeros(1, resolution, resolution, 1)
-            cuts = (slice(0, -w), slice(-w, -s), slice(-s, None))
-            for n, (hs, ws) in enumerate((hs, ws) for hs in cuts for ws in cuts):
-                region[:, hs, ws] = n
-            ids = windows_of(region, w).squeeze(-1)
-            mask = (ids[:, None, :] != ids[:, :, None]).float() * -100.
+        self.odd = shift  # shifted windows in the dense-task code, whatever the map size
+        mask = shift_mask(resolution, resolution, self.window, self.shift) if self.shift else None
         self.register_buffer('attn_mask', mask)
 
-    def forward(self, x, hw):
+    def forward(self, x, hw, dense: bool = False):
+        """``dense``: the official detection code's block: any map size (zero-padded at the
+        bottom / right to window multiples after norm1), 7x7 windows, odd blocks shifted by 3
+        with the mask of the padded map."""
         b, n, c = x.shape
         h, w = hw
+        window, shift, mask = self.window, self.shift, self.attn_mask
         y = self.norm1(x).view(b, h, w, c)
-        if self.shift:
-            y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
-        y = self.attn(windows_of(y, self.window), self.attn_mask)
-        y = y.view(b, h // self.window, w // self.window, self.window, self.window, c)
-        y = y.permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
-        if self.shift:
-            y = torch.roll(y, (self.shift, self.shift), (1, 2))
-        x = x + y.reshape(b, n, c)
+        if dense:
+            window, shift = 7, 3 * self.odd
+            y = F.pad(y, (0, 0, 0, -w % window, 0, -h % window))
+            mask = shift_mask(y.shape[1], y.shape[2], window, shift) if shift else None
+        hp, wp = y.shape[1:3]
+        if shift:
+            y = torch.roll(y, (-shift, -shift), (1, 2))
+        y = self.attn(windows_of(y, window), mask)
+        y = y.view(b, hp // window, wp // window, window, window, c)
+        y = y.permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        if shift:
+            y = torch.roll(y, (shift, shift), (1, 2))
+        x = x + y[:, :h, :w].reshape(b, n, c)
         return x + self.mlp(self.norm2(x))
 
 
@@ -292,6 +306,19 @@ class OfficialSwin(nn.Module):
             if layer.downsample is not None:
                 x, hw = layer.downsample(x, hw)
         return self.norm(x), hw
+
+    def dense_features(self, x):
+        """The stage outputs (B, C, H, W) of the official detection code's forward (any input
+        size), before its output norms."""
+        x, hw = self.patch_embed(x)
+        outs = []
+        for layer in self.layers:
+            for block in layer.blocks:
+                x = block(x, hw, dense=True)
+            outs.append(x.transpose(1, 2).reshape(x.shape[0], -1, *hw))
+            if layer.downsample is not None:
+                x, hw = layer.downsample(x, hw)
+        return outs
 
     def forward(self, x):
         return self.head(self.features(x)[0].mean(1))
@@ -384,8 +411,10 @@ def load_converted(path: Path) -> dict:
 
 
 def assert_close(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Equal up to float32 rounding: within 1e-5, relative to the largest value if above 1."""
     assert a.shape == b.shape
-    assert (a - b).abs().max().item() < 1e-5, (a - b).abs().max().item()
+    error, scale = (a - b).abs().max().item(), max(1.0, b.abs().max().item())
+    assert error < 1e-5 * scale, (error, scale)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,33 +476,144 @@ def dense_checkpoint(ref: nn.Module, neck: nn.Module) -> dict:
     return {'state_dict': sd, 'meta': {'epoch': 36, 'CLASSES': ('person', 'car')}}
 
 
-def test_demystify_dense_backbone_outputs_match(cli, tmp_path, capsys):
-    ref = randomise(OfficialDWNet('ddwconv', dense=True, **SMALL), seed=3)
+#: an input whose sides are multiples of neither 4 (the patch) nor 7 (the window / kernel):
+#: maps of 19x30, 10x15, 5x8 and 3x4, padded at the patch embedding, at every patch merging and,
+#: in the blocks, to multiples of 7
+ODD_INPUT = (75, 118)
+
+
+def dense_backbone(family: str, **kwargs) -> nn.Module:
+    """Our dense-task backbone for a converted official dense checkpoint: the settings of the
+    dense-task configs (out indices, padding to multiples of 7) with BN for the CPU."""
+    return our_backbone(
+        family,
+        out_indices=(0, 1, 2, 3),
+        norm_cfg=dict(type='BN'),
+        out_norm_cfg=dict(type='BN'),
+        pad_to_multiple=7,
+        **kwargs)
+
+
+@pytest.mark.parametrize('family', ['dwconv', 'ddwconv', 'idynamic'])
+def test_demystify_dense_backbone_outputs_match(family, cli, tmp_path, capsys):
+    ref = randomise(OfficialDWNet(family, dense=True, **SMALL), seed=3)
     fpn_cfg = dict(type='FPN', in_channels=[16, 32, 64, 128], out_channels=8, num_outs=5)
     neck = randomise(MMDET_MODELS.build(fpn_cfg), seed=4)
     src, dst = tmp_path / 'cascade.pth', tmp_path / 'converted.pth'
     torch.save(dense_checkpoint(ref, neck), src)
-    assert run(cli, argv(src, dst, 'demystify', 'ddwconv_t', '--overrides',
-                         overrides('ddwconv'))) == 0
+    assert run(cli, argv(src, dst, 'demystify', ZOO[family], '--overrides', overrides(family))) == 0
     out = capsys.readouterr().out
     assert 'not mapped 1 key (rpn_head' in out and 'not mapped 2 keys (roi_head' in out
     ckpt = load_converted(dst)
     sd = ckpt['state_dict']
+    assert ckpt['meta']['family'] == family and ckpt['meta']['kind'] == 'dense'
     assert ckpt['meta']['backbone_overrides']['out_norm_cfg'] == dict(type='SyncBN')
     assert ckpt['meta']['neck_cfg'] == fpn_cfg
 
-    backbone = our_backbone(
-        'ddwconv',
-        out_indices=(0, 1, 2, 3),
-        norm_cfg=dict(type='BN'),
-        out_norm_cfg=dict(type='BN'),
-        pad_to_multiple=7).eval()
+    backbone = dense_backbone(family).eval()
     backbone.load_state_dict(strip(sd, 'backbone.'), strict=True)
-    MMDET_MODELS.build(fpn_cfg).load_state_dict(strip(sd, 'neck.'), strict=True)
-    x = torch.randn(1, 3, 72, 88)  # stages 18x22, 9x11, 5x6, 3x3: padding everywhere
+    ours_neck = MMDET_MODELS.build(fpn_cfg).eval()
+    ours_neck.load_state_dict(strip(sd, 'neck.'), strict=True)
+    x = torch.randn(2, 3, *ODD_INPUT)
     with torch.no_grad():
-        for ours, theirs in zip(backbone(x), ref(x), strict=True):
-            assert_close(ours, theirs)
+        ours, theirs = backbone(x), ref(x)
+        assert [tuple(o.shape[-2:]) for o in ours] == [(19, 30), (10, 15), (5, 8), (3, 4)]
+        for a, b in zip(ours, theirs, strict=True):
+            assert_close(a, b)
+        for a, b in zip(ours_neck(ours), neck(theirs), strict=True):
+            assert_close(a, b)
+
+
+def segmentor_cfg(family: str, checkpoint: Path, overrides_: dict) -> dict:
+    """The model of ``configs/ade20k/<model>_upernet.py`` with the small backbone initialised
+    from ``checkpoint`` through its ``init_cfg`` (as a dense config loads a converted
+    checkpoint), narrow heads, BN for the CPU."""
+    from mmengine.config import Config
+
+    from harness.models import syncbn_to_bn, to_dict
+    model = to_dict(
+        Config.fromfile(str(ROOT / 'configs' / 'ade20k' / f'{ZOO[family]}_upernet.py')).model)
+    backbone = model['backbone']
+    backbone.update(json.loads(overrides(family)), **overrides_)
+    backbone['init_cfg'] = dict(type='Pretrained', checkpoint=str(checkpoint), prefix='backbone.')
+    model['decode_head'].update(in_channels=[16, 32, 64, 128], channels=8, num_classes=5)
+    model['auxiliary_head'].update(in_channels=64, channels=8, num_classes=5)
+    return syncbn_to_bn(model)
+
+
+@pytest.mark.parametrize('family', ['dwconv', 'ddwconv', 'idynamic'])
+def test_demystify_segmentor_outputs_match(family, cli, tmp_path, capsys):
+    """An official mmseg UperNet checkpoint: the converted backbone, loaded by the ade20k
+    config's ``init_cfg`` (with the settings the report names), gives the segmentor the
+    official backbone's features, so the same heads give the same segmentation logits."""
+    from mmseg.registry import MODELS as MMSEG_MODELS
+    ref = randomise(OfficialDWNet(family, dense=True, **SMALL), seed=7)
+    ours = MMSEG_MODELS.build(segmentor_cfg(family, tmp_path / 'none.pth', {}))
+    # the official heads: mmseg 0.x's UPerHead / FCNHead have the key names of today's
+    heads = {
+        name: randomise(getattr(ours, name), seed=8 + i)
+        for i, name in enumerate(('decode_head', 'auxiliary_head'))
+    }
+    sd = {'backbone.' + k: v for k, v in ref.state_dict().items()}
+    for name, head in heads.items():
+        sd.update({f'{name}.{k}': v.clone() for k, v in head.state_dict().items()})
+    src, dst = tmp_path / 'upernet.pth', tmp_path / 'converted.pth'
+    torch.save({'state_dict': sd, 'meta': {'CLASSES': tuple('abcde')}}, src)
+    assert run(cli, argv(src, dst, 'demystify', ZOO[family], '--overrides', overrides(family))) == 0
+    out = capsys.readouterr().out
+    assert 'not mapped' in out and 'decode_head' in out and 'auxiliary_head' in out
+    needs = load_converted(dst)['meta']['backbone_overrides']  # SyncBN -> BN on the CPU
+    segmentor = MMSEG_MODELS.build(segmentor_cfg(family, dst, needs))
+    segmentor.init_weights()  # loads the converted backbone (and initialises the heads)
+    for name in heads:  # the heads are not converted: the official ones, as they are
+        getattr(segmentor, name).load_state_dict(heads[name].state_dict(), strict=True)
+    segmentor.eval()
+    x = torch.randn(2, 3, *ODD_INPUT)
+    with torch.no_grad():
+        features = ref(x)
+        expected = heads['decode_head'](features)
+        assert_close(segmentor._forward(x), expected)
+        assert_close(
+            segmentor.auxiliary_head(segmentor.extract_feat(x)), heads['auxiliary_head'](features))
+    assert expected.shape[-2:] == (19, 30)
+
+
+def test_swin_official_release_initialises_the_dense_backbone(cli, tmp_path, capsys):
+    """swin-official converts classification releases only; with ``--backbone-only`` the
+    result initialises the dense-task Swin of the COCO config (``init_cfg``, prefix
+    ``backbone.``), whose outputs at any input size are those of the official detection code's
+    forward with the same weights (the output norms of stages 0-2 are new: fresh LayerNorms)."""
+    from mmengine.config import Config
+
+    from backbones.registry import MODELS
+    from harness.models import to_dict
+    ref = randomise(OfficialSwin(**SMALL_SWIN), seed=9)
+    src, dst = tmp_path / 'swin.pth', tmp_path / 'converted.pth'
+    torch.save({'model': ref.state_dict()}, src)
+    assert run(
+        cli,
+        argv(src, dst, 'swin-official', 'swin_t', '--overrides', overrides('swin'),
+             '--backbone-only')) == 0
+    capsys.readouterr()
+    cfg = to_dict(Config.fromfile(str(ROOT / 'configs/coco/swin_t_maskrcnn.py')).model.backbone)
+    cfg.update(json.loads(overrides('swin')))
+    cfg['init_cfg'] = dict(type='Pretrained', checkpoint=str(dst), prefix='backbone.')
+    backbone = MODELS.build(cfg)
+    backbone.init_weights()
+    backbone.eval()
+    x = torch.randn(1, 3, 229, 233)  # maps of 58x59, 29x30, 15x15, 8x8: padded everywhere
+    with torch.no_grad():
+        ours, theirs = backbone(x), ref.dense_features(x)
+        assert len(ours) == len(theirs) == 4
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            tokens = b.flatten(2).transpose(1, 2)
+            normed = ref.norm(tokens) if i == 3 else F.layer_norm(tokens, tokens.shape[-1:])
+            assert_close(a, normed.transpose(1, 2).reshape(b.shape))
+
+    # a dense (mmdet) Swin checkpoint is refused with a message saying why
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in ref.state_dict().items()}}, src)
+    assert run(cli, argv(src, dst, 'swin-official', 'swin_t')) == 2
+    assert 'only classification releases' in capsys.readouterr().err
 
 
 def test_demystify_segmentation_heads_are_reported():

@@ -4,6 +4,7 @@ docs/faults.md has the table of what these tests try and what happened (measured
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,6 @@ from typing import Dict, List, Optional
 
 import pytest
 import torch
-
-from harness.toy import ensure_toy_data
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
@@ -63,8 +62,8 @@ def record(work_dir: Path) -> dict:
 
 
 @pytest.fixture(scope='module')
-def tiny_imagenet(tmp_path_factory) -> Path:
-    return ensure_toy_data('imagenet', root=tmp_path_factory.mktemp('toy'), **TINY_IMAGENET)
+def tiny_imagenet(toy_data) -> Path:
+    return toy_data('imagenet', **TINY_IMAGENET)
 
 
 @pytest.fixture(scope='module')
@@ -330,7 +329,8 @@ def save_model(cfg_path: str, toy_data: Path, dst: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_bad_input_is_one_error_line_and_leaves_the_work_dir_alone(tiny_imagenet, tmp_path):
+def test_bad_input_is_one_error_line_and_leaves_the_work_dir_alone(tiny_imagenet, toy_data,
+                                                                   tmp_path):
     good = save_model(CONFIG, tiny_imagenet, tmp_path / 'dwconv_t.pth')
     other = save_model('configs/imagenet/idynamic_t_in1k.py', tiny_imagenet,
                        tmp_path / 'idynamic_t.pth')
@@ -347,8 +347,8 @@ def test_bad_input_is_one_error_line_and_leaves_the_work_dir_alone(tiny_imagenet
             return (os.system, (f'touch {marker}', ))
 
     torch.save({'state_dict': {}, 'x': Evil()}, evil)
-    coco = ensure_toy_data(
-        'coco', root=tmp_path / 'toy', train_images=2, val_images=1, min_size=64, max_size=96)
+    coco = tmp_path / 'coco'  # a copy: an image of it is removed
+    shutil.copytree(toy_data('coco', train_images=2, val_images=1, min_size=64, max_size=96), coco)
     ann = json.loads((coco / 'annotations' / 'instances_train2017.json').read_text())
     (coco / 'train2017' / ann['images'][1]['file_name']).unlink()
 

@@ -355,3 +355,14 @@ def test_submit_chains_skips_keeps_and_replaces(tmp_path, fake_slurm):
     assert dependency(fake_slurm.submitted[-2]) == again['dwconv_t/imagenet']
     # the old leaderboard job waited for replaced jobs: replaced too
     assert sorted(dependency(fake_slurm.submitted[-1]).split(':')) == sorted(again.values())
+
+    # the parent succeeds, its child runs: a later submission keeps the child (and the
+    # leaderboard job, which still waits for it)
+    finish(by_key['dwconv_t/imagenet'], 30.0)
+    fake_slurm.jobs[again['dwconv_t/imagenet']] = SlurmJob(again['dwconv_t/imagenet'], 'COMPLETED')
+    fake_slurm.jobs[again['dwconv_t/ade20k']] = SlurmJob(again['dwconv_t/ade20k'], 'RUNNING')
+    count = len(fake_slurm.submitted)
+    last = submit_slurm(runs, opts, echo=lambda line: None)
+    assert last == {k: v for k, v in again.items() if k != 'dwconv_t/imagenet'}
+    assert len(fake_slurm.submitted) == count and again['dwconv_t/ade20k'] not in \
+        fake_slurm.cancelled

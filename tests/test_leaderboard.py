@@ -634,3 +634,82 @@ def test_html_holds_every_model_of_the_records(tmp_path: Path) -> None:
     assert page.count(f'<td class="model">{display_name("ddwconv_t")}</td>') == 3  # +toy
     assert f'<td class="model">{display_name(UNKNOWN)}</td>' in full
     assert f'<td class="model">{display_name("ddwconv_t")}</td>' in toy
+
+
+TASK_FPS = [  # as tools/benchmark.py --tasks writes them: the whole task models
+    lb.benchmark_record(
+        'swin_t',
+        'inference',
+        1,
+        'cpu',
+        0.031,
+        threads=2,
+        dtype='float32',
+        latency_ms=32258.0,
+        task='coco',
+        input_hw=[800, 1333]),
+    lb.benchmark_record(
+        'swin_t',
+        'inference',
+        1,
+        'cuda',
+        14.2,
+        threads=8,
+        dtype='float32',
+        latency_ms=70.4,
+        task='coco',
+        input_hw=[800, 1333]),
+    lb.benchmark_record(
+        'idynamic_t',
+        'inference',
+        1,
+        'cpu',
+        0.052,
+        threads=2,
+        dtype='float32',
+        latency_ms=19230.0,
+        task='ade20k',
+        input_hw=[512, 2048]),
+]
+
+
+def test_task_fps_columns_beside_each_tasks_metrics(work_dirs: Path, tmp_path: Path,
+                                                    capsys) -> None:
+    # a --tasks report: an object whose records list the leaderboard reads
+    report = dict(records=TASK_FPS, errors={}, batch_size=1, device='cpu')
+    (work_dirs / 'benchmark' / 'tasks.json').write_text(json.dumps(report))
+    out = tmp_path / 'out'
+    rc, stdout, _ = run(['--work-dirs', str(work_dirs), '--out', str(out)], capsys)
+    assert rc == 0
+    md = (out / 'leaderboard.md').read_text()
+    full = md.split('## Toy runs')[0]
+    fps = [c.key for c in lb.main_columns(TTA, ['coco', 'ade20k'])]
+    # one FPS column per task group that has values, after the task's metrics
+    assert fps.index('coco:fps') == fps.index('coco:ap_mask') + 1 and 'imagenet:fps' not in fps
+    assert fps.index('ade20k:fps') == fps.index('ade20k:miou_ms') + 1
+    header = md_row(full, 'Model')
+    assert header[1 + fps.index('coco:fps')] == 'COCO FPS (img/s)'
+    row = md_row(full, display_name('swin_t'))
+    assert row[1 + fps.index('coco:fps')] == 'GPU 14.2 (bs 1); CPU 0.031 (bs 1)'
+    assert row[1 + fps.index('ade20k:fps')] == ''
+    row = md_row(full, display_name('idynamic_t'))
+    assert row[1 + fps.index('ade20k:fps')] == 'CPU 0.052 (bs 1)'
+    # the backbone throughput column keeps the backbone-only records
+    assert row[-1] == 'GPU 1234 (bs 64); CPU 45.6 (bs 1)'
+    page = (out / 'leaderboard.html').read_text()
+    assert '<th>FPS (img/s)</th>' in page and '<td>GPU 14.2 (bs 1); CPU 0.031 (bs 1)</td>' in page
+    rows = list(csv.DictReader((out / 'leaderboard.csv').read_text().splitlines()))
+    assert {(r['model'], r['task'], r['quantity'])
+            for r in rows if r['task'] == 'coco' and r['section'] == 'throughput'
+            } == {('swin_t', 'coco', 'images_per_s_cpu'), ('swin_t', 'coco', 'images_per_s_gpu')}
+
+
+@pytest.mark.parametrize('change,reason', [
+    (dict(task='mnist'), "unknown task 'mnist'"),
+    (dict(input_hw=[800]), '"input_hw" is [800]'),
+    (dict(input_hw=[0, 1333]), '"input_hw" is [0, 1333]'),
+    (dict(schema=1), 'schema version 1'),
+])
+def test_task_benchmark_records_are_validated(change, reason) -> None:
+    with pytest.raises(lb.records.RecordError, match=re.escape(reason)):
+        lb.BenchmarkRecord.from_dict(dict(TASK_FPS[0], **change))

@@ -11,10 +11,11 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from backbones.ops import (FLOP_HANDLES, IDynamicFusedFunction, idynamic_dwconv,
-                           idynamic_dwconv_fused, idynamic_dwconv_fused_reference, shape_only)
+from backbones.ops import FLOP_HANDLES, IDynamicFusedFunction
 from backbones.ops import idynamic as idynamic_mod
+from backbones.ops import idynamic_dwconv, idynamic_dwconv_fused, idynamic_dwconv_fused_reference
 from backbones.ops import idynamic_fused as fused_mod
+from backbones.ops import shape_only
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,10 +73,8 @@ def test_fused_matches_unfused(shape, dtype, tol, tiles):
     for name, g, r in zip(NAMES, got, ref):
         assert g.shape == r.shape and g.dtype == r.dtype, name
         # relative to the magnitudes: the weight gradient sums over every position
-        torch.testing.assert_close(g / (1 + r.abs().max()), r / (1 + r.abs().max()),
-                                   rtol=tol,
-                                   atol=tol,
-                                   msg=name)
+        torch.testing.assert_close(
+            g / (1 + r.abs().max()), r / (1 + r.abs().max()), rtol=tol, atol=tol, msg=name)
 
 
 def test_fused_without_bias_and_grads_of_some_inputs():
@@ -150,8 +149,8 @@ def test_fused_autocast_cpu_bf16():
     y.float().square().mean().backward()
     assert all(t.grad.dtype == torch.float32 for t in (x, hidden, gen_weight, gen_bias))
     ref = _ref(x.detach(), hidden.detach(), gen_weight.detach(), gen_bias.detach())
-    torch.testing.assert_close(y.float() / ref.abs().max(), ref / ref.abs().max(), rtol=2e-2,
-                               atol=2e-2)
+    torch.testing.assert_close(
+        y.float() / ref.abs().max(), ref / ref.abs().max(), rtol=2e-2, atol=2e-2)
 
 
 def test_fused_channels_last_inputs_and_conv_shaped_weights():
@@ -231,8 +230,8 @@ def test_fused_shape_only_and_flop_handle():
         analyzer.tracer_warnings('none')
         with shape_only():
             counts[impl] = analyzer.total()
-            assert idynamic_dwconv_fused(x, hidden, Mixer('fused').gen.weight,
-                                         kernel_groups=g).shape == x.shape
+            assert idynamic_dwconv_fused(
+                x, hidden, Mixer('fused').gen.weight, kernel_groups=g).shape == x.shape
     assert counts['fused'] == counts['torch'] == b * c * h * w * k * k + b * h * w * g * k * k * r
 
 
@@ -256,6 +255,52 @@ def test_fused_bad_shapes(xs, hs, ws, bs, groups):
         idynamic_dwconv_fused(
             torch.randn(xs), torch.randn(hs), torch.randn(ws), bias, kernel_groups=groups)
     assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('tile_elems', [1, 500, 3000, 1 << 16])
+@pytest.mark.parametrize('b,h,k', [(1, 56, 7), (2, 13, 3), (3, 7, 7), (1, 3, 7), (2, 29, 5)])
+def test_tiles_cover_the_map_and_concurrent_tiles_write_disjoint_rows(b, h, k, tile_elems,
+                                                                       monkeypatch):
+    """Every (sample, row) is in exactly one tile, and tiles of one phase (run concurrently)
+    write disjoint rows of the padded input gradient (their rows plus K - 1 below)."""
+    monkeypatch.setattr(fused_mod, '_TILE_ELEMS', tile_elems)
+    tiles = fused_mod._tiles(b, h, 100, k - 1)
+    covered = sorted((s, row) for s0, s1, r0, r1 in tiles for s in range(s0, s1)
+                     for row in range(r0, r1))
+    assert covered == [(s, row) for s in range(b) for row in range(h)]
+    phases = fused_mod._gx_safe_phases(tiles, k - 1)
+    assert sorted(t for phase in phases for t in phase) == sorted(tiles)
+    for phase in phases:
+        written = [(s, row) for s0, s1, r0, r1 in phase for s in range(s0, s1)
+                   for row in range(r0, r1 + k - 1)]
+        assert len(written) == len(set(written))
+
+
+def test_workers_keep_the_callers_modes_and_thread_counts():
+    """Tiles run on single-threaded workers, in the caller's grad / inference mode (in-place
+    updates of inference tensors would fail outside it); the caller keeps its thread count."""
+    from backbones.ops import tile_pool
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = tile_pool.run_tiles(
+            lambda t: (torch.get_num_threads(), torch.is_grad_enabled(),
+                       torch.is_inference_mode_enabled()), [[0, 1, 2]], torch.device('cpu'))
+        assert seen == [(1, True, False)] * 3 and torch.get_num_threads() == 2
+        with torch.inference_mode():
+            seen = tile_pool.run_tiles(lambda t: torch.is_inference_mode_enabled(), [[0, 1]],
+                                       torch.device('cpu'))
+            assert seen == [True, True]
+            inputs = _inputs(2, 8, 3, 13, 9, 7, 4, dtype=torch.float32, bias=True)
+            inputs = [t.detach() for t in inputs]
+            y = idynamic_dwconv_fused(*inputs)
+        torch.testing.assert_close(y, _ref(*inputs))
+        with torch.no_grad():
+            assert tile_pool.run_tiles(lambda t: torch.is_grad_enabled(), [[0, 1]],
+                                       torch.device('cpu')) == [False, False]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_fused_bad_impl_name():
@@ -304,3 +349,32 @@ def test_fused_api_with_triton_in_interpreter():
     assert proc.returncode == 0, proc.stderr[-3000:]
     worst = json.loads(proc.stdout.strip().splitlines()[-1])['worst_in_tolerances']
     assert worst <= 1.0, worst
+
+
+def test_mixer_state_dict_and_every_impl(monkeypatch):
+    """The mixer keeps its parameter names and shapes (checkpoints, converters), runs the fused
+    op by default, and every impl gives the unfused result, also on a channels-last input."""
+    from backbones.mixers import IDynamicDWConv
+    monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
+    torch.manual_seed(0)
+    mixer = IDynamicDWConv(16, 16, 7, kernel_groups=4).double().eval()
+    assert {k: tuple(v.shape) for k, v in mixer.state_dict().items()} == {
+        'reduce.conv.weight': (4, 16, 1, 1),
+        'reduce.conv.bias': (4, ),
+        'reduce.bn.weight': (4, ),
+        'reduce.bn.bias': (4, ),
+        'reduce.bn.running_mean': (4, ),
+        'reduce.bn.running_var': (4, ),
+        'reduce.bn.num_batches_tracked': (),
+        'kernel_gen.weight': (196, 4, 1, 1),
+        'kernel_gen.bias': (196, ),
+    }
+    x = torch.randn(2, 16, 9, 12, dtype=torch.float64).to(memory_format=torch.channels_last)
+    kernels = mixer.kernel_gen(mixer.reduce(x)).contiguous().view(2, 4, 7, 7, 9, 12)
+    ref = idynamic_mod.idynamic_dwconv_reference(x.contiguous(), kernels)
+    y = mixer(x)
+    assert type(y.grad_fn).__name__ == 'IDynamicFusedFunctionBackward'
+    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    for impl in ('fused', 'torch', 'unfold'):
+        mixer.impl = impl
+        torch.testing.assert_close(mixer(x), ref, rtol=1e-10, atol=1e-10)

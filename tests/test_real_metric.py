@@ -19,6 +19,8 @@ REAL = [[3], [1, 2], [], [0], [4], [], [2], [0, 4]]
 # correct (None: empty label list, the image is skipped).
 PREDS = [3, 2, 0, 1, 4, 4, 0, 4]
 VERDICT = [True, True, None, False, True, None, False, True]
+#: ReaL top-1 of PREDS, by hand: 4 correct of the 6 images with labels (3 and 6 have none)
+HAND_TOP1 = 100.0 * 4 / 6
 
 
 @pytest.fixture
@@ -26,11 +28,6 @@ def real_file(tmp_path) -> str:
     path = tmp_path / 'real.json'
     path.write_text(json.dumps(REAL))
     return str(path)
-
-
-def _hand_top1(preds: List[int]) -> float:
-    counted = [p in labels for p, labels in zip(preds, REAL) if labels]
-    return 100.0 * sum(counted) / len(counted)
 
 
 def _sample(number: int,
@@ -57,19 +54,21 @@ def _run(metric: ReaLAccuracy, samples: List[dict]) -> dict:
     return metric.evaluate(len(samples))
 
 
-def test_verdicts_match_the_labels():
-    # The hand-written verdicts above are what the protocol says for these labels.
-    assert VERDICT == [None if not r else p in r for p, r in zip(PREDS, REAL)]
+def test_each_image_gets_the_verdict_of_the_protocol(real_file):
+    # The metric on each image alone: 100 (a ReaL label), 0 (none of them), NaN (no labels).
+    for number, (pred, verdict) in enumerate(zip(PREDS, VERDICT), 1):
+        result = _run(ReaLAccuracy(real_file=real_file), [_sample(number, pred)])['real/top1']
+        if verdict is None:
+            assert math.isnan(result), number
+        else:
+            assert result == (100.0 if verdict else 0.0), number
 
 
 def test_top1_equals_hand_computation(real_file):
     samples = [_sample(i + 1, p) for i, p in enumerate(PREDS)]
     result = _run(ReaLAccuracy(real_file=real_file), samples)
     assert set(result) == {'real/top1'}
-    # 4 correct of the 6 images with labels (images 3 and 6 have none).
-    assert VERDICT.count(True) == 4 and VERDICT.count(None) == 2
-    assert result['real/top1'] == pytest.approx(100.0 * 4 / 6)
-    assert result['real/top1'] == pytest.approx(_hand_top1(PREDS))
+    assert result['real/top1'] == pytest.approx(HAND_TOP1)
 
 
 def test_second_label_counts_and_wrong_label_does_not(real_file):
@@ -101,7 +100,7 @@ def test_index_comes_from_file_name_not_order(real_file):
     samples = [_sample(i + 1, p, sample_idx=0) for i, p in enumerate(PREDS)]  # bogus idx
     random.Random(0).shuffle(samples)
     result = _run(ReaLAccuracy(real_file=real_file), samples)
-    assert result['real/top1'] == pytest.approx(_hand_top1(PREDS))
+    assert result['real/top1'] == pytest.approx(HAND_TOP1)
 
 
 def test_pred_label_only_and_sample_idx_fallback(real_file):
@@ -110,7 +109,7 @@ def test_pred_label_only_and_sample_idx_fallback(real_file):
     for s in samples:  # names without an ILSVRC2012_val_ number: use sample_idx
         s['img_path'] = s['img_path'].replace('ILSVRC2012_val_', 'image_')
     result = _run(ReaLAccuracy(real_file=real_file), samples)
-    assert result['real/top1'] == pytest.approx(_hand_top1(PREDS))
+    assert result['real/top1'] == pytest.approx(HAND_TOP1)
 
 
 def test_score_argmax_wins_over_pred_label(real_file):
@@ -170,7 +169,7 @@ def test_registered_in_root_and_found_from_mmpretrain_scope(real_file):
             METRICS.build(dict(type='ReaLAccuracy', real_file=real_file)), ReaLAccuracy)
 
 
-def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
+def test_through_evaluator_with_mmpretrain_data_samples(toy_data):
     """The real pipeline (LoadImageFromFile + PackInputs) and mmengine's Evaluator."""
     from mmcv.transforms import LoadImageFromFile
     from mmengine.evaluator import Evaluator
@@ -178,16 +177,8 @@ def test_through_evaluator_with_mmpretrain_data_samples(tmp_path):
     from mmpretrain.datasets import ImageNet
     from mmpretrain.datasets.transforms import PackInputs
 
-    from harness.toy import ensure_toy_data
-
-    root = ensure_toy_data(
-        'imagenet',
-        tmp_path,
-        seed=5,
-        num_classes=4,
-        train_per_class=1,
-        val_per_class=12,
-        img_size=32)
+    root = toy_data(
+        'imagenet', seed=5, num_classes=4, train_per_class=1, val_per_class=12, img_size=32)
     real = json.loads((root / 'real.json').read_text())
     classes = (root / 'meta' / 'classes.txt').read_text().splitlines()
     ds = ImageNet(

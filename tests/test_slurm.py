@@ -119,7 +119,7 @@ def test_slurm_train_writes_the_record_of_dist_train_and_slurm_test_agrees(
     args = [
         '--toy', '--toy-data',
         str(toy_data / 'imagenet'), '--seed', '0', '--deterministic', '--cfg-options',
-        'train_cfg.max_epochs=2', 'train_cfg.val_interval=2'
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=1'
     ]
     step = dict(env(), GPUS='2', GPUS_PER_NODE='2', GRES='', CPUS_PER_TASK='1')
     start = time.time()

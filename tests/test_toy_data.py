@@ -3,6 +3,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict
@@ -39,10 +40,9 @@ def _mtimes(root: Path) -> Dict[str, int]:
 
 
 @pytest.fixture(scope='module')
-def toy(tmp_path_factory) -> Dict[str, Path]:
+def toy(toy_data) -> Dict[str, Path]:
     """One small dataset per task, shared read-only by the tests of this module."""
-    root = tmp_path_factory.mktemp('toy')
-    return {task: ensure_toy_data(task, root, seed=0, **SIZES[task]) for task in TASKS}
+    return {task: toy_data(task, seed=0, **SIZES[task]) for task in TASKS}
 
 
 @pytest.fixture
@@ -177,6 +177,26 @@ def test_cli_bad_input_is_one_error_line(args, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.startswith('mtd: error: ') and err.count('\n') == 1
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--task', 'cifar'], "argument --task: invalid choice: 'cifar'"),
+    (['--task', 'coco', '--size', 'val_images=two'], "--size 'val_images=two' is not NAME=INTEGER"),
+    (['--task', 'coco', '--root', 'FILE'], 'coco: cannot write under'),
+])
+def test_cli_bad_input_in_a_real_process_is_one_error_line_and_exit_2(args, message, tmp_path):
+    """Through ``run_tool`` (the exit code) and argparse (whose usage lines come first)."""
+    afile = tmp_path / 'a_file'
+    afile.write_text('')
+    args = [str(afile) if a == 'FILE' else a for a in args]
+    tool = str(REPO / 'tools' / 'make_toy_data.py')
+    cmd = [sys.executable, tool, '--root', str(tmp_path / 'out'), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    errors = [line for line in proc.stderr.splitlines() if 'error:' in line]
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert len(errors) == 1 and errors == proc.stderr.splitlines()[-1:], proc.stderr
+    assert errors[0].startswith('make_toy_data.py: error: ') and message in errors[0]
+    assert not (tmp_path / 'out').exists() and afile.read_text() == ''
 
 
 # ---------------------------------------------------------------------------

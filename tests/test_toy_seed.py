@@ -24,8 +24,13 @@ def test_the_toy_table_names_its_seeds(tmp_path: Path):
         run = tmp_path / 'toy' / 'imagenet' / f'{model}_in1k'
         run.mkdir(parents=True)
         record = ResultRecord(
-            model=model, task='imagenet', template='imagenet', metrics=dict(top1=50.0), toy=True,
-            seed=seed, date='2026-12-01T00:00:00+00:00')
+            model=model,
+            task='imagenet',
+            template='imagenet',
+            metrics=dict(top1=50.0),
+            toy=True,
+            seed=seed,
+            date='2026-12-01T00:00:00+00:00')
         (run / 'result.json').write_text(json.dumps(record.to_dict()))
     board = build_leaderboard(tmp_path)
     assert 'Seeds: 0, 3.' in render_markdown(board)

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import _bootstrap  # noqa: F401  # isort: skip  (the repository on sys.path)
-from harness.errors import run_tool
 from harness.configgen import model_config
+from harness.errors import run_tool
 from harness.tasks import TASKS
 from harness.toy import ensure_toy_data
 
@@ -30,8 +30,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--models', nargs='+', default=T_MODELS)
-    parser.add_argument(
-        '--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
+    parser.add_argument('--tasks', nargs='+', default=list(TASKS), choices=list(TASKS))
     parser.add_argument('--work-dirs', default='work_dirs/toy')
     parser.add_argument(
         '--no-extra',

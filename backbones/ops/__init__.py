@@ -10,8 +10,8 @@ from typing import Dict, List
 
 import torch
 
-from .flops import FLOP_HANDLES
 from .dynamic_dwconv import DDW_IMPLS, ENV_DDW_IMPL, dynamic_dwconv, dynamic_dwconv_reference
+from .flops import FLOP_HANDLES
 from .idynamic import (ENV_IMPL, IMPLS, IDynamicDWConvFunction, idynamic_dwconv,
                        idynamic_dwconv_reference, shape_only, triton_available)
 from .idynamic_fused import (IDynamicFusedFunction, idynamic_dwconv_fused,

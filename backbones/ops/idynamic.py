@@ -12,7 +12,11 @@ of a group of ``grad_y * shifted x``. Only ``x`` and ``weight`` are saved for ba
 
 On CPU the K*K passes run over blocks of (sample, group) planes that fit in the L2/L3 caches, so
 that every pass reads the block from cache instead of memory; half-precision blocks are upcast to
-float32 there. On CUDA, Triton kernels (:mod:`.triton_idynamic`) do each pass in one launch.
+float32 there. With several threads, the blocks are spread over single-threaded workers
+(:mod:`.tile_pool`). On CUDA, Triton kernels (:mod:`.triton_idynamic`) do each pass in one launch.
+
+When the kernels come from a 1x1 conv (the I-Dynamic mixer), :mod:`.idynamic_fused` does the same
+without ever making the kernel tensor.
 """
 import contextlib
 import functools
@@ -24,6 +28,8 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from .tile_pool import run_tiles
 
 IMPLS = ('auto', 'fused', 'torch', 'triton', 'unfold')
 ENV_IMPL = 'DEMYSTIFY_IDYNAMIC_IMPL'
@@ -139,7 +145,9 @@ def _torch_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     y = torch.empty_like(xv)
     offsets = _offsets(k, h, w)
     centre = kk // 2
-    for s, e in _blocks(n, cg * h * w, x.device):
+
+    def block(se: Tuple[int, int]) -> None:
+        s, e = se
         xb, wb = _as_compute(xv[s:e]), _as_compute(wv[s:e])
         yb = y[s:e] if y.dtype == xb.dtype else torch.empty_like(xb)
         torch.mul(xb, wb[:, centre:centre + 1], out=yb)
@@ -147,6 +155,8 @@ def _torch_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
             yb[out].addcmul_(wb[wsl], xb[inp])
         if yb.data_ptr() != y[s:e].data_ptr():
             y[s:e].copy_(yb)
+
+    run_tiles(block, [_blocks(n, cg * h * w, x.device)], x.device)
     return y.view(b, c, h, w)
 
 
@@ -167,7 +177,9 @@ def _torch_backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
     gw = torch.empty_like(wv) if need_w else None
     offsets = _offsets(k, h, w)
     centre = kk // 2
-    for s, e in _blocks(n, cg * h * w, x.device):
+
+    def block(se: Tuple[int, int]) -> None:
+        s, e = se
         gyb = _as_compute(gyv[s:e])
         xb = _as_compute(xv[s:e])
         if gx is not None:
@@ -184,6 +196,8 @@ def _torch_backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
             _grad_weight_block(gwb, gyb, xb, offsets, centre)
             if gwb.data_ptr() != gw[s:e].data_ptr():
                 gw[s:e].copy_(gwb)
+
+    run_tiles(block, [_blocks(n, cg * h * w, x.device)], x.device)
     return (None if gx is None else gx.view(b, c, h, w),
             None if gw is None else gw.view(b, g, k, k, h, w))
 
@@ -304,7 +318,9 @@ def idynamic_dwconv(x: torch.Tensor, weight: torch.Tensor, impl: str = 'auto') -
     """I-Dynamic convolution of ``x`` (B, C, H, W) with ``weight`` (B, G, K, K, H, W).
 
     ``impl``: 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA and 'torch'
-    otherwise), 'torch', 'triton' or 'unfold' (the reference, differentiated by autograd).
+    otherwise), 'torch', 'triton' or 'unfold' (the reference, differentiated by autograd);
+    'fused' (an implementation of :func:`~.idynamic_fused.idynamic_dwconv_fused`) means 'torch'
+    here, where the kernels are given.
     """
     with quiet_if_tracing():
         check_idynamic_shapes(x, weight)

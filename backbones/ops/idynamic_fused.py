@@ -2,25 +2,28 @@
 
 The mixer's kernels are the output of a 1x1 conv ``kernels = gen_weight @ hidden + gen_bias``
 (``hidden``: the (B, R, H, W) map of the generator's first layers). At a T model's stage 1 the
-kernel tensor has G*K*K = 1568 channels, 16x the activations it filters, and writing it, reading
-it back and doing the same with its gradient is what bounds the unfused op on a CPU.
+kernel tensor has G*K*K = 1568 channels, 16x the activations it filters; the unfused mixer writes
+it, reads it back, and does the same with its gradient.
 
 :class:`IDynamicFusedFunction` takes ``x``, ``hidden`` and the 1x1 conv's parameters instead and
-works on tiles of (samples, rows): for a tile it computes the tile's kernels with one matmul
-(the bias rides along as a row of ones appended to ``hidden``), applies them by K*K
-shift-and-accumulate passes and drops them, so that the kernels live in cache only. Backward
-recomputes each tile's kernels (one more matmul per tile), accumulates the kernels' gradient tile
-and turns it into the gradients of ``hidden``, ``gen_weight`` and ``gen_bias`` right away.
+works on tiles of (samples, rows). For each kernel row i of a tile it computes the K taps
+(i, 0..K-1) of the tile's kernels with one matmul (the bias rides along as a channel of ones
+appended to ``hidden``), applies them by K shift-and-accumulate passes and drops them: the
+kernels only ever exist as a (G, K, tile) block in cache. Backward recomputes them the same way,
+makes the kernels' gradient block by block and turns it into the gradients of ``hidden``,
+``gen_weight`` and ``gen_bias`` at once (two more matmuls).
 
 The passes use a flat layout: ``x`` is zero-padded once to (H + K, W + K - 1) and the outputs are
 computed on the padded width, so that every kernel offset is a shift of the flattened plane and
 every pass is one elementwise op over a contiguous run of rows (the outputs in the K - 1 extra
-columns are discarded; their output gradient is zero, so they contribute nothing backward).
-Half-precision inputs are computed in float32. Saved for backward: the inputs only.
+columns are discarded; their output gradient is zero, so they contribute nothing backward). The
+K shifts of a kernel row are one overlapping strided view, and the K passes one
+``_foreach_addcmul_`` call. On a CPU with several threads the tiles run on single-threaded
+workers (:mod:`.tile_pool`). Half-precision inputs are computed in float32. Saved for backward:
+the inputs only.
 """
+import contextlib
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Tuple
 
 import torch
@@ -28,10 +31,11 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import idynamic as _idyn
+from .tile_pool import run_tiles
 
-# Elements of one (samples x channels x padded-width positions) tile of x / y: the tile of y and
-# the K rows of x around it stay in a core's L2 over the K*K passes; the kernel tile (G*K*K/C
-# times larger) is streamed once per pass from L3 (measured at stage 1 of a T model).
+# Elements of one (samples x channels x padded-width positions) tile of x / y: the tile of y, the
+# rows of x around it and one kernel row (G*K/C times the tile) stay in a core's L2 over the
+# passes, and a T model's stage 1 (B = 8) has 4 tiles per sample for the workers to share.
 _TILE_ELEMS = 1 << 16
 _GW_LOOP_MAX_CHANNELS = 4
 
@@ -72,7 +76,8 @@ def generated_kernels(hidden: torch.Tensor, gen_weight: torch.Tensor,
     return kernels.view(b, g, k, k, h, w)
 
 
-def idynamic_dwconv_fused_reference(x: torch.Tensor, hidden: torch.Tensor,
+def idynamic_dwconv_fused_reference(x: torch.Tensor,
+                                    hidden: torch.Tensor,
                                     gen_weight: torch.Tensor,
                                     gen_bias: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The unfused computation: the 1x1 conv, then the unfold reference (the test oracle)."""
@@ -132,6 +137,13 @@ class _Layout:
         """(S, G, C/G, n) view of a flat (B, C, L) buffer at flat position q."""
         return buf[s0:s1, :, q:q + n].view(s1 - s0, self.g, self.cg, n)
 
+    def row_shifts(self, buf: torch.Tensor, s0: int, s1: int, q: int, n: int) -> torch.Tensor:
+        """(S, G, C/G, K, n) view of a flat (B, C, L) buffer at flat positions q + j + (0..n-1)
+        for the K taps j of a kernel row (overlapping: read, or update one tap at a time)."""
+        base = self.shifted(buf, s0, s1, q, n)
+        st = base.stride()
+        return base.as_strided(base.shape[:3] + (self.k, n), st[:3] + (1, 1))
+
     def output(self, flat: torch.Tensor, dtype: torch.dtype, rows: int = 0) -> torch.Tensor:
         """(B, channels, H, W) interior of a flat buffer on the padded width (``rows``: padding
         rows above the map)."""
@@ -160,15 +172,15 @@ def _fused_forward(x: torch.Tensor, hidden: torch.Tensor, gen_weight: torch.Tens
         ht = lay.hp[s0:s1, :, q0:q0 + n]
         yt = lay.shifted(y, s0, s1, q0, n)
         for i in range(lay.k):  # one kernel row at a time: its taps stay in L2
-            ker = lay.kernel_row(i, ht)
-            for j in range(lay.k):
-                xs = lay.shifted(lay.xp, s0, s1, q0 + i * lay.wp + j, n)
-                if i == j == 0:
-                    torch.mul(xs, ker[:, :, :1], out=yt)
-                else:
-                    yt.addcmul_(ker[:, :, j:j + 1], xs)
+            kers = lay.kernel_row(i, ht).unsqueeze(3).unbind(2)  # K x (S, G, 1, n)
+            xs = lay.row_shifts(lay.xp, s0, s1, q0 + i * lay.wp, n).unbind(3)
+            if i == 0:
+                torch.mul(xs[0], kers[0], out=yt)
+                kers, xs = kers[1:], xs[1:]
+            # y += ker_j * x_j for every tap j, one call (sequential on a CPU)
+            torch._foreach_addcmul_([yt] * len(xs), kers, xs)
 
-    _run_tiles(tile, [lay.tiles()], x.device)
+    run_tiles(tile, [lay.tiles()], x.device)
     return lay.output(y, x.dtype)
 
 
@@ -177,10 +189,7 @@ def _kernel_grad_row(gker: torch.Tensor, gyt: torch.Tensor, lay: _Layout, s0: in
     """gker (S, G, K, n)[..., j, :] = sum over a group's channels of grad_y * (x shifted by
     offset (i, j)); ``q``: the flat position of offset (i, 0). The K shifts of a kernel row are
     one overlapping strided view of x (read only)."""
-    n = gker.shape[-1]
-    rows = lay.shifted(lay.xp, s0, s1, q, n)  # (S, G, C/G, n)
-    st = rows.stride()
-    shifts = rows.as_strided(rows.shape[:3] + (lay.k, n), st[:3] + (1, 1))  # (S, G, C/G, K, n)
+    shifts = lay.row_shifts(lay.xp, s0, s1, q, gker.shape[-1])  # (S, G, C/G, K, n)
     gyt = gyt.unsqueeze(3)  # (S, G, C/G, 1, n)
     if lay.cg <= _GW_LOOP_MAX_CHANNELS:
         torch.mul(gyt[:, :, 0], shifts[:, :, 0], out=gker)
@@ -203,9 +212,10 @@ def _fused_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
     gy = gy.view(b, c, -1)
     gx = torch.zeros_like(lay.xp) if need_x else None
     gh = torch.empty((b, r, h * lay.wp), dtype=lay.dtype, device=x.device) if need_h else None
-    gw_parts: List[List[torch.Tensor]] = []
 
-    def tile(t: Tuple[int, int, int, int]) -> None:
+    def tile(t: Tuple[int, int, int, int]) -> List[torch.Tensor]:
+        """Adds the tile's part of grad_x, writes its grad_hidden, returns its part of the
+        generator's gradient, one (G*K, R + 1) matrix per kernel row."""
         s0, s1, r0, r1 = t
         q0, n = r0 * lay.wp, (r1 - r0) * lay.wp
         ht = lay.hp[s0:s1, :, q0:q0 + n]
@@ -215,10 +225,10 @@ def _fused_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
         for i in range(k):
             q = q0 + i * lay.wp
             if gx is not None:
-                ker = lay.kernel_row(i, ht)
-                for j in range(k):
-                    lay.shifted(gx, s0, s1, q + j, n).addcmul_(ker[:, :, j:j + 1], gyt)
-                del ker
+                kers = lay.kernel_row(i, ht).unsqueeze(3).unbind(2)
+                gxs = lay.row_shifts(gx, s0, s1, q, n).unbind(3)
+                torch._foreach_addcmul_(list(gxs), kers, [gyt] * k)
+                del kers
             if not (need_h or need_gw):
                 continue
             gker = torch.empty((s1 - s0, g, k, n), dtype=lay.dtype, device=x.device)
@@ -234,10 +244,10 @@ def _fused_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
                 gw_rows.append(gw_row)
         if gh is not None:
             gh[s0:s1, :, q0:q0 + n] = ght
-        if gw_rows:
-            gw_parts.append(gw_rows)  # list.append is atomic
+        return gw_rows
 
-    _run_tiles(tile, _gx_safe_phases(lay.tiles(), 2 * p), x.device)
+    # summed in tile order, whichever worker ran which tile: the result is deterministic
+    gw_parts = run_tiles(tile, _gx_safe_phases(lay.tiles(), 2 * p), x.device)
     gw = gb = None
     if need_gw:
         gwb = torch.stack([sum(rows) for rows in zip(*gw_parts)], 0)  # (K, G*K, R + 1)
@@ -260,56 +270,12 @@ def _gx_safe_phases(tiles: List[Tuple[int, int, int, int]],
     return [[t for t in tiles if (t[2] // rows) % 2 == phase] for phase in (0, 1)]
 
 
-_POOL: List[ThreadPoolExecutor] = []
-
-
-def _worker_pool(n: int) -> ThreadPoolExecutor:
-    """``n`` threads whose ATen ops run single-threaded (OpenMP's thread count and MKL's
-    thread-local count are per thread; the process-wide default is restored)."""
-    if _POOL and _POOL[0]._max_workers == n:
-        return _POOL[0]
-    for pool in _POOL:
-        pool.shutdown(wait=False)
-    _POOL.clear()
-    ready = threading.Barrier(n + 1)
-
-    def init() -> None:
-        # ATen sets a thread's count from the process-wide one on its first query (lazily):
-        # query first, then set
-        torch.get_num_threads()
-        torch.set_num_threads(1)
-        ready.wait()
-
-    pool = ThreadPoolExecutor(n, thread_name_prefix='idynamic', initializer=init)
-    for _ in range(n):
-        pool.submit(lambda: None)
-    ready.wait()
-    torch.set_num_threads(n)
-    _POOL.append(pool)
-    return pool
-
-
-def _run_tiles(fn, phases: List[List[Tuple[int, int, int, int]]], device: torch.device) -> None:
-    """Run ``fn`` on every tile, phase after phase; on a CPU with several intra-op threads the
-    tiles of a phase are spread over as many single-threaded workers (one pool barrier per phase
-    instead of one OpenMP barrier per small op)."""
-    threads = torch.get_num_threads() if device.type == 'cpu' and _PARALLEL_TILES[0] else 1
-    for tiles in phases:
-        if threads <= 1 or len(tiles) <= 1:
-            for t in tiles:
-                fn(t)
-        else:
-            list(_worker_pool(threads).map(fn, tiles))
-
-
-_PARALLEL_TILES = [True]
-
-
 class IDynamicFusedFunction(torch.autograd.Function):
     """I-Dynamic with the kernel generator's last 1x1 conv fused in (see the module docstring).
 
     Inputs: ``x`` (B, C, H, W), ``hidden`` (B, R, H, W), ``gen_weight`` (G, K, K, R),
-    ``gen_bias`` (G, K, K) or None, all contiguous and of one dtype. Saves only the inputs.
+    ``gen_bias`` (G, K, K) or None, of one dtype (any memory format). Saves only the inputs.
+    Computes in the inputs' dtype (float32 for half) whatever autocast says, like the workers.
     """
 
     @staticmethod
@@ -319,15 +285,23 @@ class IDynamicFusedFunction(torch.autograd.Function):
             check_fused_shapes(x, hidden, gen_weight, gen_bias)
             ctx.save_for_backward(x, hidden, gen_weight, gen_bias)
             if _idyn._SHAPE_ONLY[0]:
-                return torch.empty_like(x)
-            return _fused_forward(x, hidden, gen_weight, gen_bias)
+                return torch.empty_like(x, memory_format=torch.contiguous_format)
+            with _no_autocast(x.device):
+                return _fused_forward(x, hidden, gen_weight, gen_bias)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y: torch.Tensor):
         x, hidden, gen_weight, gen_bias = ctx.saved_tensors
         needs = tuple(ctx.needs_input_grad[:4])
-        return _fused_backward(grad_y, x, hidden, gen_weight, gen_bias, needs)
+        with _no_autocast(x.device):
+            return _fused_backward(grad_y, x, hidden, gen_weight, gen_bias, needs)
+
+
+def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    if device.type in ('cpu', 'cuda'):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def idynamic_dwconv_fused(x: torch.Tensor,

@@ -15,7 +15,7 @@ from .ops import OpShape, bench_ops, print_ops
 from .tasks import bench_tasks
 
 __all__ = [
-    'DTYPES', 'MODES', 'RATIOS', 'OpShape', 'RunConfig', 'bench_dense', 'bench_models',
-    'bench_ops', 'bench_tasks', 'dense_sizes', 'measure_all', 'model_ratios', 'print_dense',
-    'print_models', 'print_ops', 'print_records', 'run_case', 'spawn'
+    'DTYPES', 'MODES', 'RATIOS', 'OpShape', 'RunConfig', 'bench_dense', 'bench_models', 'bench_ops',
+    'bench_tasks', 'dense_sizes', 'measure_all', 'model_ratios', 'print_dense', 'print_models',
+    'print_ops', 'print_records', 'run_case', 'spawn'
 ]

@@ -60,8 +60,10 @@ def bench_dense(run: RunConfig,
                 input_hw=[h, w],
                 map_hw=[map_shape.height, map_shape.width],
                 time_ms=med,
-                peak_mem_mb={k: r.get('peak_mem_mb')
-                             for k, r in results.items()},
+                peak_mem_mb={
+                    k: r.get('peak_mem_mb')
+                    for k, r in results.items()
+                },
                 idynamic_vs_dwconv_time_ratio=ratio(med['idynamic'], med['dwconv']),
                 idynamic_mixer_vs_dwconv_time_ratio=ratio(med['idynamic_mixer'], med['dwconv']),
                 idynamic_impl=results['idynamic'].get('impl'),
@@ -75,9 +77,10 @@ def bench_dense(run: RunConfig,
         ratio_over_sizes='max',
         sizes=per_size,
         errors=errors)
-    report.update(
-        {k: v
-         for k, v in shape.describe().items() if k not in ('height', 'width')}, **run.describe())
+    report.update({
+        k: v
+        for k, v in shape.describe().items() if k not in ('height', 'width')
+    }, **run.describe())
     report['pass'] = 'forward+backward'
     return report
 

@@ -283,27 +283,17 @@ class RunConfig:
     timeout: float = 1800
     quiet: bool = False
 
+    #: the settings a case's process reads
+    CASE_KEYS = ('device', 'dtype', 'threads', 'warmup', 'repeats')
+
     def spec(self, **case: Any) -> Dict[str, Any]:
         """The spec of one case: these settings and the case's own keys."""
-        return dict(
-            device=self.device,
-            dtype=self.dtype,
-            threads=self.threads,
-            warmup=self.warmup,
-            repeats=self.repeats,
-            **case)
+        return dict({k: getattr(self, k) for k in self.CASE_KEYS}, **case)
 
     def measure(self, specs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
         """:func:`~.measure.measure_all` with these settings."""
         return measure_all(specs, self.timeout, self.rounds, self.quiet)
 
     def describe(self) -> Dict[str, Any]:
-        """The settings for a report."""
-        return dict(
-            threads=self.threads,
-            device=self.device,
-            dtype=self.dtype,
-            warmup=self.warmup,
-            repeats=self.repeats,
-            rounds=self.rounds,
-            torch=torch_version())
+        """The settings for a report, with the torch version."""
+        return dict(self.spec(rounds=self.rounds), torch=torch_version())

@@ -16,8 +16,14 @@ MODES = ('inference', 'train')
 MODE_KEYS = {'inference': 'infer', 'train': 'train'}
 #: (model, reference, {mode: target}): the ratios a ``--models`` report carries
 RATIOS: List[Tuple[str, str, Dict[str, Optional[float]]]] = [
-    ('dwconv_t', 'swin_t', {'inference': 1.2, 'train': None}),
-    ('idynamic_t', 'swin_t', {'inference': 1.0, 'train': 1.0}),
+    ('dwconv_t', 'swin_t', {
+        'inference': 1.2,
+        'train': None
+    }),
+    ('idynamic_t', 'swin_t', {
+        'inference': 1.0,
+        'train': 1.0
+    }),
 ]
 
 
@@ -55,6 +61,21 @@ def model_step(spec: Dict[str, Any]) -> Callable[[], None]:
             loss.backward()
 
     return step
+
+
+def record_of(spec: Dict[str, Any], result: Dict[str, Any], **fields: Any) -> Dict[str, Any]:
+    """The benchmark record of a measured case (``fields``: the record's other fields, e.g.
+    ``mode``, ``task``, ``input_hw``)."""
+    return benchmark_record(
+        model=spec['model'],
+        batch_size=spec['batch'],
+        device=spec['device'],
+        images_per_s=spec['batch'] / (result['time_ms'] / 1e3),
+        threads=spec['threads'],
+        dtype=spec['dtype'],
+        latency_ms=result['time_ms'],
+        peak_mem_mb=result.get('peak_mem_mb'),
+        **fields)
 
 
 def ratio_key(model: str, reference: str, mode: str) -> str:
@@ -101,28 +122,16 @@ def bench_models(run: RunConfig, names: Sequence[str], modes: Sequence[str], bat
         ``errors`` ((model, mode) -> error) and the settings.
     """
     specs = {
-        f'{name} {mode}': run.spec(kind='model', model=name, mode=mode, batch=batch,
-                                   img_size=img_size)
-        for name in names for mode in modes
+        f'{name} {mode}':
+        run.spec(kind='model', model=name, mode=mode, batch=batch, img_size=img_size)
+        for name in names
+        for mode in modes
     }
     results = run.measure(specs)
-    records = []
-    for key, r in results.items():
-        if 'error' in r:
-            continue
-        spec = specs[key]
-        records.append(
-            benchmark_record(
-                model=spec['model'],
-                mode=spec['mode'],
-                batch_size=batch,
-                device=run.device,
-                images_per_s=batch / (r['time_ms'] / 1e3),
-                threads=run.threads,
-                dtype=run.dtype,
-                latency_ms=r['time_ms'],
-                peak_mem_mb=r['peak_mem_mb'],
-                input_hw=[img_size, img_size]))
+    records = [
+        record_of(specs[key], r, mode=specs[key]['mode'], input_hw=[img_size, img_size])
+        for key, r in results.items() if 'error' not in r
+    ]
     report = dict(records=records, **model_ratios(records), errors=errors_of(results))
     report.update(batch_size=batch, img_size=img_size, **run.describe())
     return report

@@ -8,7 +8,7 @@ generator and convolution, as a block runs it), ``unfold`` (the unfold reference
 (``nn.Conv2d`` with groups = C), ``ddwconv`` and its implementations (D-DW-Conv).
 """
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from .measure import RunConfig, errors_of, fmt, mem_method_of, ratio
 
@@ -34,13 +34,8 @@ class OpShape:
 
     def describe(self) -> Dict[str, int]:
         """The shape for a report (``batch_size`` for the batch)."""
-        return dict(
-            batch_size=self.batch,
-            channels=self.channels,
-            height=self.height,
-            width=self.width,
-            groups=self.groups,
-            kernel=self.kernel)
+        fields = dict(vars(self))
+        return dict(batch_size=fields.pop('batch'), **fields)
 
 
 def _op_fn(spec: Dict[str, Any]) -> tuple:
@@ -52,8 +47,8 @@ def _op_fn(spec: Dict[str, Any]) -> tuple:
     from backbones.ops import (dynamic_dwconv, dynamic_dwconv_reference, idynamic_dwconv,
                                idynamic_dwconv_reference)
     device, dtype = spec['device'], getattr(torch, spec['dtype'])
-    b, c, h, w, g, k = (spec[key] for key in ('batch', 'channels', 'height', 'width', 'groups',
-                                              'kernel'))
+    b, c, h, w, g, k = (
+        spec[key] for key in ('batch', 'channels', 'height', 'width', 'groups', 'kernel'))
     x = torch.randn(b, c, h, w, device=device, dtype=dtype, requires_grad=True)
     name, impl = spec['case'], spec.get('impl', 'auto')
     if name in ('idynamic', 'unfold'):
@@ -125,10 +120,7 @@ def case_key(case: Dict[str, str]) -> str:
 def measure_ops(run: RunConfig, shape: OpShape,
                 cases: List[Dict[str, str]]) -> Dict[str, Dict[str, Any]]:
     """Measure op ``cases`` at ``shape``: case key -> result."""
-    specs = {
-        case_key(case): run.spec(kind='op', **vars(shape), **case)
-        for case in cases
-    }
+    specs = {case_key(case): run.spec(kind='op', **vars(shape), **case) for case in cases}
     return run.measure(specs)
 
 

@@ -12,19 +12,21 @@ what the toolboxes' own benchmark tools time:
 
 * classifier and detector: ``model.test_step(data)`` (data preprocessor included), as mmdet's
   ``tools/analysis_tools/benchmark.py`` does;
-* segmentor: the data preprocessed once, then ``model(inputs, data_samples, mode='predict')``,
-  as mmseg's ``tools/analysis_tools/benchmark.py`` does.
+* segmentor: the data preprocessed once (as in ``test_step``), then ``model(inputs,
+  data_samples, mode='predict')``, as mmseg's ``tools/analysis_tools/benchmark.py`` does.
 
-With random weights a detector's box scores are all tiny, so the RoI heads would see no
-detection at all; ``test_cfg.rcnn.score_thr`` is set to 0 so that every image yields
-``max_per_img`` detections (100), the mask-head work of a trained model on a busy image.
+The model config is the table setting's, ``cfg_options`` merged (as the toolboxes' tools'
+``--cfg-options``). With random weights a detector's RPN still proposes ``max_per_img`` (1000)
+boxes, which the cascade's bbox heads classify (on a CPU these heads cost more than the
+backbone), but no box scores above ``score_thr``, so the mask heads idle: a trained detector on
+a busy image spends more time there.
 """
 import copy
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..leaderboard.records import benchmark_record
 from ..tasks import TASKS
 from .measure import RunConfig, errors_of
+from .models import record_of
 
 #: transform keys whose sizes ``scale`` multiplies
 _SIZE_KEYS = ('scale', 'crop_size')
@@ -36,7 +38,7 @@ def _scaled(value: Any, factor: float) -> Any:
     return max(1, int(round(value * factor))) if isinstance(value, int) else value
 
 
-def test_pipeline(cfg: Any, factor: float = 1.0) -> List[Dict[str, Any]]:
+def inference_pipeline(cfg: Any, factor: float = 1.0) -> List[Dict[str, Any]]:
     """The config's test pipeline for an in-memory image: without its loading and annotation
     transforms, sizes multiplied by ``factor``."""
     pipeline = []
@@ -66,7 +68,7 @@ def packed_batch(task: str, cfg: Any, batch: int, factor: float = 1.0) -> Dict[s
     from mmengine.dataset import Compose
     from mmengine.registry import init_default_scope
     init_default_scope(TASKS[task].scope)
-    pipeline = test_pipeline(cfg, factor)
+    pipeline = inference_pipeline(cfg, factor)
     h, w = image_hw(task, pipeline, factor)
     img = np.random.RandomState(0).randint(0, 256, (h, w, 3), dtype=np.uint8)
     packed = Compose(pipeline)(
@@ -76,24 +78,25 @@ def packed_batch(task: str, cfg: Any, batch: int, factor: float = 1.0) -> Dict[s
         data_samples=[copy.deepcopy(packed['data_samples']) for _ in range(batch)])
 
 
-def build_model(model: str, task: str) -> Tuple[Any, Any]:
-    """(config, model) of ``model``'s table setting of ``task``: built as the Runner builds it
-    (the config's ``data_preprocessor`` as the model's default), weights initialised,
-    segmentors in whole-image mode, detectors keeping ``max_per_img`` detections."""
+def build_model(model: str,
+                task: str,
+                cfg_options: Optional[Dict[str, Any]] = None) -> Tuple[Any, Any]:
+    """(config, model) of ``model``'s table setting of ``task``, ``cfg_options`` merged:
+    built as the Runner builds it (the config's ``data_preprocessor`` as the model's default),
+    weights initialised, segmentors in whole-image mode."""
     from mmengine.config import Config
 
     from ..configgen import model_config
     from ..models import build_task_model, register_toolbox
     cfg = Config.fromfile(str(model_config(model, TASKS[task].table_setting.key)))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     register_toolbox(TASKS[task].scope)
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    protocol = TASKS[task].flop_protocol
-    if protocol == 'segmentor':
+    if TASKS[task].flop_protocol == 'segmentor':
         model_cfg['test_cfg'] = dict(mode='whole')
-    elif protocol == 'detector':
-        model_cfg['test_cfg']['rcnn']['score_thr'] = 0.0
     net = build_task_model(model_cfg, task)
     net.init_weights()
     return cfg, net.eval()
@@ -104,19 +107,20 @@ def task_step(spec: Dict[str, Any]) -> Callable[[], None]:
 
     Args:
         spec (dict): the run settings, ``model`` (zoo name), ``task`` (a key of
-            :data:`harness.tasks.TASKS`), ``batch`` and ``scale`` (image size factor).
+            :data:`harness.tasks.TASKS`), ``batch``, ``scale`` (image size factor) and
+            ``cfg_options`` (dict, optional).
 
     Returns:
         Callable: the step; its ``info`` holds the image's ``input_hw``.
     """
     import torch
     device, dtype = spec['device'], getattr(torch, spec['dtype'])
-    cfg, net = build_model(spec['model'], spec['task'])
+    cfg, net = build_model(spec['model'], spec['task'], spec.get('cfg_options'))
     net = net.to(device)
     data = packed_batch(spec['task'], cfg, spec['batch'], spec.get('scale', 1.0))
     autocast = torch.autocast(device, dtype=dtype, enabled=dtype != torch.float32)
     if TASKS[spec['task']].flop_protocol == 'segmentor':
-        pre = net.data_preprocessor(data, True)  # as mmseg's benchmark tool
+        pre = net.data_preprocessor(data, False)
 
         def step():
             with torch.no_grad(), autocast:
@@ -135,7 +139,8 @@ def bench_tasks(run: RunConfig,
                 names: Sequence[str],
                 tasks: Sequence[str],
                 batch: int,
-                scale: float = 1.0) -> Dict[str, Any]:
+                scale: float = 1.0,
+                cfg_options: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The ``--tasks`` report: every (model, task) measured in one run (interleaved).
 
     Args:
@@ -144,33 +149,32 @@ def bench_tasks(run: RunConfig,
         tasks (Sequence[str]): keys of :data:`harness.tasks.TASKS`.
         batch (int): images per step.
         scale (float): image size factor (1: the table setting's sizes). Defaults to 1.
+        cfg_options (dict, optional): config overrides (``{'model.test_cfg.rpn.nms_pre':
+            100}``). Defaults to None.
 
     Returns:
         dict: ``records`` (benchmark records with ``task``), ``errors`` and the settings.
     """
     specs = {
-        f'{name} {task}': run.spec(kind='task', model=name, task=task, batch=batch, scale=scale,
-                                   memory=False)
-        for task in tasks for name in names
+        f'{name} {task}':
+        run.spec(
+            kind='task',
+            model=name,
+            task=task,
+            batch=batch,
+            scale=scale,
+            cfg_options=cfg_options or {},
+            memory=False)
+        for task in tasks
+        for name in names
     }
     results = run.measure(specs)
-    records = []
-    for key, r in results.items():
-        if 'error' not in r:
-            records.append(
-                benchmark_record(
-                    model=specs[key]['model'],
-                    mode='inference',
-                    batch_size=batch,
-                    device=run.device,
-                    images_per_s=batch / (r['time_ms'] / 1e3),
-                    threads=run.threads,
-                    dtype=run.dtype,
-                    latency_ms=r['time_ms'],
-                    task=specs[key]['task'],
-                    input_hw=r['input_hw']))
+    records = [
+        record_of(specs[key], r, mode='inference', task=specs[key]['task'], input_hw=r['input_hw'])
+        for key, r in results.items() if 'error' not in r
+    ]
     report = dict(records=records, errors=errors_of(results))
-    report.update(batch_size=batch, scale=scale, **run.describe())
+    report.update(batch_size=batch, scale=scale, cfg_options=cfg_options or {}, **run.describe())
     return report
 
 

@@ -180,7 +180,7 @@ def build_plan(models: Sequence[str],
             config = str(model_config(model, key))
             if read_configs and key not in schedules:
                 # the templates hold the schedule: one config per setting is enough
-                schedules[key] = read_schedule(config, processes)
+                schedules[key] = read_schedule(config, processes or (1 if toy else None))
             schedule = schedules.get(key)
             n = processes or (1 if toy else schedule.processes if schedule else DEFAULT_PROCESSES)
             parent = parent_setting(key)
@@ -299,6 +299,7 @@ def calibration_runs(runs: Iterable[Run], root: str, iters: int, toy: bool = Fal
 
 
 def format_duration(seconds: float) -> str:
+    """``42 min``, ``5.3 h``, ``12.1 d``."""
     if seconds < 3600:
         return f'{seconds / 60:.0f} min'
     if seconds < 3 * 86400:

@@ -37,11 +37,6 @@ class SlurmJob:
     exit_code: str = ''
 
 
-def available() -> bool:
-    """The Slurm client commands are installed."""
-    return all(shutil.which(cmd) for cmd in ('sbatch', 'squeue', 'scancel'))
-
-
 def _run(cmd: List[str], check: bool = True) -> subprocess.CompletedProcess:
     if not shutil.which(cmd[0]):
         raise SlurmError(f'{cmd[0]} not found: this machine has no Slurm client (use '
@@ -93,7 +88,15 @@ def query_jobs(job_ids: Sequence[str]) -> Dict[str, SlurmJob]:
 
 
 def sbatch(args: List[str], script: str) -> str:
-    """Submit ``script`` with ``sbatch args``; returns the job id."""
+    """Submit a batch script.
+
+    Args:
+        args (list[str]): ``sbatch`` options.
+        script (str): the batch script.
+
+    Returns:
+        str: the job id.
+    """
     proc = _run(['sbatch', '--parsable', *args, script])
     job_id = proc.stdout.strip().split(';')[0]
     if not job_id.isdigit():
@@ -102,4 +105,5 @@ def sbatch(args: List[str], script: str) -> str:
 
 
 def scancel(job_id: str) -> None:
+    """Cancel a job (one that has ended already is no error)."""
     _run(['scancel', str(job_id)], check=False)

@@ -81,6 +81,7 @@ def write_job(work_dir: Path, **fields) -> dict:
 
 
 def read_result(work_dir: Path) -> Optional[dict]:
+    """The result record of a work dir (None if there is none or it cannot be read)."""
     try:
         data = json.loads((Path(work_dir) / RESULT_FILE).read_text())
     except (OSError, ValueError):
@@ -191,6 +192,7 @@ def format_states(states: List[RunState]) -> str:
 
 
 def counts(states: Iterable[RunState]) -> str:
+    """``3 done, 1 failed``: how many runs are in each state."""
     states = list(states)
     return ', '.join(f'{sum(s.state == k for s in states)} {k}' for k in STATES
                      if any(s.state == k for s in states))

@@ -26,6 +26,7 @@ LEADERBOARD_DIR = 'leaderboard'
 
 
 def job_name(run: Run) -> str:
+    """``grid-<config stem>``: the Slurm job name of a run."""
     return f'grid-{Path(run.config).stem}'
 
 
@@ -80,6 +81,19 @@ def job_script(run: Run, opts: LaunchOptions, parent: Optional[Run]) -> str:
 
 def sbatch_args(run_processes: int, opts: LaunchOptions, name: str, work_dir: Path,
                 after: List[str]) -> List[str]:
+    """The ``sbatch`` options of a job.
+
+    Args:
+        run_processes (int): its tasks (one per GPU).
+        opts (LaunchOptions): partition, GRES, CPUs, the user's ``sbatch`` options (last, so
+            that they win).
+        name (str): job name.
+        work_dir (Path): where its log goes (``grid-<job id>.log``).
+        after (list[str]): job ids it waits for (``afterok``).
+
+    Returns:
+        list[str]: the options.
+    """
     res = resources(run_processes, opts)
     args = [
         f'--job-name={name}',
@@ -130,7 +144,11 @@ def submit_slurm(runs: List[Run],
             if run.parent and not after and states[run.parent].state != 'done':
                 raise ToolError(f'{run.key}: its parent {run.parent} is neither done nor queued')
             if st.alive:
-                if list(st.job.get('after') or []) == after and st.state != 'blocked':
+                # still waiting for (or started after) the parent job that is queued now, or
+                # the parent has succeeded: keep it
+                parent_done = run.parent is not None and states[run.parent].state == 'done'
+                same_parent = list(st.job.get('after') or []) == after
+                if st.state != 'blocked' and (same_parent or parent_done):
                     live[run.key] = str(st.job['job_id'])
                     echo(f'{run.key}: {st.state}, job {st.job["job_id"]} kept ({st.detail})')
                     continue
@@ -174,7 +192,9 @@ def _leaderboard_job(opts: LaunchOptions, after: List[str], echo: Callable[[str]
     old_live = old and old.get('launcher') == 'slurm' and query_jobs([old['job_id']]).get(
         str(old['job_id']))
     if old_live and old_live.state in ALIVE:
-        if sorted(old.get('after') or []) == sorted(after):
+        # it waits for every job queued now (the others have succeeded: a failed one would
+        # have ended it)
+        if set(after) <= set(old.get('after') or []):
             echo(f'leaderboard: job {old["job_id"]} kept')
             return
         scancel(old['job_id'])
@@ -220,7 +240,10 @@ def wait(runs: List[Run],
         board_alive = (
             board_job is not None and board_job.state in ALIVE
             and board_job.reason != 'DependencyNeverSatisfied')
-        if not any(st.alive for st in states) and not board_alive:
+        # a job that waits for a failed parent never starts (where --kill-on-invalid-dep is
+        # not honoured it stays queued): nothing to wait for
+        waiting = [st for st in states if st.alive and st.state != 'blocked']
+        if not waiting and not board_alive:
             echo(f'grid: {counts(states)}')
             return states
         time.sleep(poll)

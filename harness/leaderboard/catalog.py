@@ -16,6 +16,9 @@ from ..tasks import TASKS, Task, get_setting, settings, task_of_setting
 #: the two quantities every task reports besides its metrics
 COMPLEXITY = ('params_m', 'gflops')
 COMPLEXITY_TITLES = {'params_m': 'Params (M)', 'gflops': 'FLOPs (G)'}
+#: the quantity of a task's FPS column: inference images/s of the whole task model
+FPS = 'fps'
+FPS_TITLE = 'FPS (img/s)'
 #: the columns of the property table: the fields of the backbones' property records
 PROPERTY_TITLES = {
     f.name: f.name.replace('_', ' ').capitalize()
@@ -60,17 +63,19 @@ def tta_names(task: Optional[Task] = None) -> List[str]:
     return [m.tta_name for t in tasks for m in t.metrics if m.tta_name]
 
 
-def main_columns(tta: Iterable[str] = ()) -> List[Column]:
+def main_columns(tta: Iterable[str] = (), fps: Iterable[str] = ()) -> List[Column]:
     """The main table: per task its params, FLOPs and the metrics of the paper's table.
 
     Args:
         tta (Iterable[str]): ``--tta`` metric names that have values; each gets a column after
             its metric. Defaults to none.
+        fps (Iterable[str]): tasks with measured task-model throughput; each gets an
+            :data:`FPS` column after its metrics. Defaults to none.
 
     Returns:
         list[Column]: in task order.
     """
-    tta = set(tta)
+    tta, fps = set(tta), set(fps)
     columns = []
     for task in TASKS.values():
         columns += [Column(task, q) for q in COMPLEXITY]
@@ -79,6 +84,8 @@ def main_columns(tta: Iterable[str] = ()) -> List[Column]:
                 columns.append(Column(task, m.name))
                 if m.tta_name in tta:
                     columns.append(Column(task, m.tta_name))
+        if task.name in fps:
+            columns.append(Column(task, FPS))
     return columns
 
 
@@ -97,6 +104,8 @@ def quantity_title(quantity: str) -> str:
     metric keeps its name."""
     if quantity in COMPLEXITY_TITLES:
         return COMPLEXITY_TITLES[quantity]
+    if quantity == FPS:
+        return FPS_TITLE
     for task in TASKS.values():
         for m in task.metrics:
             if m.name == quantity:

@@ -5,7 +5,7 @@ from typing import List
 
 from .catalog import (PAPER_TITLE, PAPER_URL, PROPERTY_TITLES, display_name, quantity_title,
                       setting_title)
-from .layout import Cell, Leaderboard, Section, format_diff
+from .layout import Cell, Leaderboard, Section, format_diff, has_backbone_throughput
 from .render import TOY_BANNER, mode_text, property_mark, seeds_text, settings_text
 
 _CSS = """
@@ -92,7 +92,7 @@ def render_html(board: Leaderboard, png: bytes) -> str:
         f'{_esc(mode_text(board.mode))}. {_esc(settings_text())}.</p>'
     ]
     out += [f'<p class="note">{_esc(n)}</p>' for n in board.notes]
-    with_tp = bool(board.throughput)
+    with_tp = has_backbone_throughput(board.throughput)
     for section in board.sections:
         out.append(f'<section class="{"toy-section" if section.toy else "full-section"}">')
         out.append(f'<h2>{_esc(section.title)}</h2>')

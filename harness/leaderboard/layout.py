@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from .aggregate import Entry, EntryKey, Value, best_throughput
-from .catalog import (Column, main_columns, model_order, other_quantities, paper_reference,
+from .catalog import (FPS, Column, main_columns, model_order, other_quantities, paper_reference,
                       setting_sort_key, table_settings, tta_names)
 from .records import BenchmarkRecord
 
@@ -37,10 +37,23 @@ def format_diff(diff: float, decimals: int) -> str:
     return ('+' if diff > 0 else MINUS) + text
 
 
-def format_throughput(items: Sequence[BenchmarkRecord]) -> str:
-    """``'GPU 1234 (bs 64); CPU 45.6 (bs 1)'``: the fastest inference per device kind."""
-    return '; '.join(f'{k} {fmt(t.images_per_s, 0 if t.images_per_s >= 100 else 1)} '
+def format_throughput(items: Sequence[BenchmarkRecord], task: Optional[str] = None) -> str:
+    """``'GPU 1234 (bs 64); CPU 45.6 (bs 1)'``: the fastest inference per device kind, of the
+    backbone alone (``task`` None) or of ``task``'s whole model."""
+    items = [t for t in items if t.task == task]
+    return '; '.join(f'{k} {fmt(t.images_per_s, throughput_decimals(t.images_per_s))} '
                      f'(bs {t.batch_size})' for k, t in best_throughput(items).items())
+
+
+def throughput_decimals(images_per_s: float) -> int:
+    """Digits shown: two or three significant ones below 1 img/s (detectors on a CPU), one
+    below 100, none above."""
+    return 0 if images_per_s >= 100 else 1 if images_per_s >= 1 else 2 if images_per_s >= .1 else 3
+
+
+def has_backbone_throughput(throughput: Dict[str, List[BenchmarkRecord]]) -> bool:
+    """Whether any model has a measurement of its backbone alone (the throughput column)."""
+    return any(t.task is None for items in throughput.values() for t in items)
 
 
 @dataclass
@@ -48,13 +61,15 @@ class Cell:
     """One value of ours beside the paper's.
 
     Args:
-        quantity (str): ``'params_m'``, ``'gflops'`` or a metric name.
+        quantity (str): ``'params_m'``, ``'gflops'``, a metric name or ``'fps'``.
         ours (Value, optional): our value; None: empty cell.
         paper (float, optional): the paper's value.
+        label (str): the text of a cell without a value (the FPS cells). Defaults to ``''``.
     """
     quantity: str
     ours: Optional[Value] = None
     paper: Optional[float] = None
+    label: str = ''
 
     @property
     def decimals(self) -> int:
@@ -69,9 +84,9 @@ class Cell:
         return self.ours.mean - self.paper
 
     def ours_text(self) -> str:
-        """``'81.6'``, ``'81.6 \u00b1 0.3 [n=3]'`` with ``--mean``; empty without a value."""
+        """``'81.6'``, ``'81.6 \u00b1 0.3 [n=3]'`` with ``--mean``; the label without a value."""
         if self.ours is None:
-            return ''
+            return self.label
         d = self.decimals
         text = fmt(self.ours.mean, d)
         if self.ours.std is not None:
@@ -167,7 +182,8 @@ def build_section(entries: Dict[EntryKey, Entry],
         toy (bool): which scale.
         extra_models (Iterable[str]): models that get a main-table row without an entry (e.g.
             benchmarked only). Defaults to none.
-        throughput (dict, optional): model -> inference measurements.
+        throughput (dict, optional): model -> inference measurements; those of whole task
+            models add an FPS column to their task's group.
 
     Returns:
         Section: toy sections carry no paper references.
@@ -176,17 +192,23 @@ def build_section(entries: Dict[EntryKey, Entry],
     models = model_order({m for m, _ in mine} | set(extra_models))
     table = set(table_settings())
     tta = {n for (_, s), e in mine.items() if s in table for n in tta_names() if n in e.metrics}
-    columns = main_columns(tta)
+    throughput = throughput or {}
+    fps = {t.task for m in models for t in throughput.get(m, []) if t.task is not None}
+    columns = main_columns(tta, fps)
 
-    def cell(model: str, setting: str, entry: Optional[Entry], quantity: str) -> Cell:
+    def cell(model: str, column: Column) -> Cell:
+        if column.quantity == FPS:
+            return Cell(FPS, label=format_throughput(throughput.get(model, []), column.task.name))
+        entry, quantity = mine.get((model, column.setting)), column.quantity
         ours = entry.value(quantity) if entry else None
-        return Cell(quantity, ours, None if toy else paper_reference(model, setting, quantity))
+        paper = None if toy else paper_reference(model, column.setting, quantity)
+        return Cell(quantity, ours, paper)
 
     main = []
     for model in models:
-        cells = [cell(model, c.setting, mine.get((model, c.setting)), c.quantity) for c in columns]
+        cells = [cell(model, c) for c in columns]
         used = [mine[(model, s)] for s in table_settings() if (model, s) in mine]
-        tp = format_throughput((throughput or {}).get(model, []))
+        tp = format_throughput(throughput.get(model, []))
         main.append(Row(model, cells, entries=used, throughput=tp))
     others = sorted((k for k in mine if k[1] not in table),
                     key=lambda k: (models.index(k[0]), setting_sort_key(k[1])))
@@ -194,7 +216,10 @@ def build_section(entries: Dict[EntryKey, Entry],
         q for q in other_quantities() if any(mine[k].value(q) is not None for k in others)
     ]
     other = [
-        Row(model, [cell(model, setting, mine[(model, setting)], q) for q in quantities],
+        Row(model, [
+            Cell(q, mine[(model, setting)].value(q),
+                 None if toy else paper_reference(model, setting, q)) for q in quantities
+        ],
             template=setting,
             entries=[mine[(model, setting)]]) for model, setting in others
     ]

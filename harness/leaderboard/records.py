@@ -1,10 +1,11 @@
 """Reading the leaderboard's inputs: result records and benchmark records.
 
 Result records (``result.json`` of training, ``test_result.json`` of testing) follow
-:class:`backbones.engine.ResultRecord`; benchmark records (the ``records`` of what ``tools/benchmark.py
---models`` / ``--tasks`` write) follow :class:`BenchmarkRecord`, defined here for both the writer
-(:func:`benchmark_record`) and the reader (:func:`load_benchmarks`). A file or entry that does
-not follow its schema, or has another schema version, is skipped with a warning naming it.
+:class:`backbones.engine.ResultRecord`; benchmark records (the ``records`` of what
+``tools/benchmark.py --models`` / ``--tasks`` write) follow :class:`BenchmarkRecord`, defined
+here for both the writer (:func:`benchmark_record`) and the reader (:func:`load_benchmarks`). A
+file or entry that does not follow its schema, or has another schema version, is skipped with a
+warning naming it.
 """
 import json
 import os

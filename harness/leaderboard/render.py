@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 from ..tasks import TASKS
 from .catalog import (PAPER_TITLE, PAPER_URL, PROPERTY_TITLES, display_name, quantity_title,
                       setting_title)
-from .layout import Leaderboard, Section
+from .layout import Leaderboard, Section, has_backbone_throughput
 
 TOY_BANNER = ('TOY runs: tiny data and schedules that exercise the pipeline; their numbers are '
               'not comparable to the paper and are shown without its references.')
@@ -71,7 +71,7 @@ def render_markdown(board: Leaderboard) -> str:
     ]
     for note in board.notes:
         out += [f'> **Note:** {note}', '']
-    with_tp = bool(board.throughput)
+    with_tp = has_backbone_throughput(board.throughput)
     for section in board.sections:
         out += [f'## {section.title}', '']
         if section.toy:
@@ -158,7 +158,7 @@ def render_csv(board: Leaderboard) -> str:
                 dict(
                     common,
                     section='throughput',
-                    task='inference',
+                    task=t.task or 'inference',
                     quantity=f'images_per_s_{t.kind.lower()}',
                     ours=_num(t.images_per_s),
                     n=t.batch_size,
