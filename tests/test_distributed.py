@@ -220,10 +220,11 @@ def train(task: str, model: str, nproc: int, data: Path, root: Path, hooks: Path
     accumulate = nproc == 1 and setup.get('accumulate', False)
     loop = 'epochs' if 'epochs' in setup else 'iters'
     length = setup[loop] * (2 if accumulate else 1)
+    batch = setup['batch'] if accumulate else setup['batch'] * 2 // nproc
     options = setup['options'] + [
         f'train_cfg.max_{loop}={length}', f'train_cfg.val_interval={length}',
-        f'train_dataloader.batch_size={setup["batch"] if accumulate else setup["batch"] * 2 // nproc}',
-        'default_hooks.logger.interval=1', 'log_processor.window_size=1'
+        f'train_dataloader.batch_size={batch}', 'default_hooks.logger.interval=1',
+        'log_processor.window_size=1'
     ] + ['optim_wrapper.accumulative_counts=2'] * accumulate
     init = root / f'{name}_init.pth'
     pythonpath = os.pathsep.join(filter(None, [str(hooks), os.environ.get('PYTHONPATH')]))

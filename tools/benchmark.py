@@ -116,7 +116,7 @@ def check_args(args: argparse.Namespace) -> argparse.Namespace:
             raise ToolError(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
     if args.warmup < 0 or args.scale <= 0 or args.timeout <= 0:
         raise ToolError('--warmup must be >= 0, --scale and --timeout > 0')
-    if False:
+    if args.device not in DEVICES:
         raise ToolError(f'unknown device {args.device!r}; valid: {", ".join(DEVICES)}')
     if args.device == 'cuda':
         import torch
