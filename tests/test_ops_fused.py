@@ -260,13 +260,13 @@ def test_fused_bad_shapes(xs, hs, ws, bs, groups):
 @pytest.mark.parametrize('tile_elems', [1, 500, 3000, 1 << 16])
 @pytest.mark.parametrize('b,h,k', [(1, 56, 7), (2, 13, 3), (3, 7, 7), (1, 3, 7), (2, 29, 5)])
 def test_tiles_cover_the_map_and_concurrent_tiles_write_disjoint_rows(b, h, k, tile_elems,
-                                                                       monkeypatch):
+                                                                      monkeypatch):
     """Every (sample, row) is in exactly one tile, and tiles of one phase (run concurrently)
     write disjoint rows of the padded input gradient (their rows plus K - 1 below)."""
     monkeypatch.setattr(fused_mod, '_TILE_ELEMS', tile_elems)
     tiles = fused_mod._tiles(b, h, 100, k - 1)
-    covered = sorted((s, row) for s0, s1, r0, r1 in tiles for s in range(s0, s1)
-                     for row in range(r0, r1))
+    covered = sorted(
+        (s, row) for s0, s1, r0, r1 in tiles for s in range(s0, s1) for row in range(r0, r1))
     assert covered == [(s, row) for s in range(b) for row in range(h)]
     phases = fused_mod._gx_safe_phases(tiles, k - 1)
     assert sorted(t for phase in phases for t in phase) == sorted(tiles)
@@ -284,8 +284,9 @@ def test_workers_keep_the_callers_modes_and_thread_counts():
     torch.set_num_threads(2)
     try:
         seen = tile_pool.run_tiles(
-            lambda t: (torch.get_num_threads(), torch.is_grad_enabled(),
-                       torch.is_inference_mode_enabled()), [[0, 1, 2]], torch.device('cpu'))
+            lambda t:
+            (torch.get_num_threads(), torch.is_grad_enabled(), torch.is_inference_mode_enabled()),
+            [[0, 1, 2]], torch.device('cpu'))
         assert seen == [(1, True, False)] * 3 and torch.get_num_threads() == 2
         with torch.inference_mode():
             seen = tile_pool.run_tiles(lambda t: torch.is_inference_mode_enabled(), [[0, 1]],
@@ -358,7 +359,10 @@ def test_mixer_state_dict_and_every_impl(monkeypatch):
     monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
     torch.manual_seed(0)
     mixer = IDynamicDWConv(16, 16, 7, kernel_groups=4).double().eval()
-    assert {k: tuple(v.shape) for k, v in mixer.state_dict().items()} == {
+    assert {
+        k: tuple(v.shape)
+        for k, v in mixer.state_dict().items()
+    } == {
         'reduce.conv.weight': (4, 16, 1, 1),
         'reduce.conv.bias': (4, ),
         'reduce.bn.weight': (4, ),

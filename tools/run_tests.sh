@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-SOURCES="backbones configs contrib tools tests"
+SOURCES="backbones harness configs contrib tools tests"
 echo "[lint] flake8"; "$PY" -m flake8 $SOURCES
 echo "[lint] isort";  "$PY" -m isort --check-only --diff $SOURCES
 echo "[lint] yapf";   "$PY" -m yapf --diff --recursive $SOURCES

@@ -98,6 +98,25 @@ def _tiles(b: int, h: int, row_elems: int, min_rows: int) -> List[Tuple[int, int
     return [(s, s + 1, r, min(h, r + rows)) for s in range(b) for r in range(0, h, rows)]
 
 
+def _padded(t: torch.Tensor,
+            dtype: torch.dtype,
+            rows: Tuple[int, int],
+            cols: Tuple[int, int],
+            extra_channels: int = 0) -> torch.Tensor:
+    """A contiguous copy of ``t`` (B, C, H, W) with ``rows`` / ``cols`` zeros (before, after)
+    around it, as ``dtype``, and ``extra_channels`` uninitialised channels after its own (only
+    the padding is zero-filled: the copy writes the rest)."""
+    b, c, h, w = t.shape
+    (top, bottom), (left, right) = rows, cols
+    out = t.new_empty((b, c + extra_channels, top + h + bottom, left + w + right), dtype=dtype)
+    out[:, :c, :top].zero_()
+    out[:, :c, top + h:].zero_()
+    out[:, :c, top:top + h, :left].zero_()
+    out[:, :c, top:top + h, left + w:].zero_()
+    out[:, :c, top:top + h, left:left + w] = t
+    return out
+
+
 class _Layout:
     """Flat padded views shared by forward and backward (see the module docstring)."""
 
@@ -112,12 +131,9 @@ class _Layout:
         p = self.p
         # x: zero padding of p on every side plus one more row at the bottom, so that the flat
         # shifts of the last tile's extra columns stay inside the buffer
-        xp = x.new_zeros((b, c, h + 2 * p + 1, self.wp), dtype=self.dtype)
-        xp[:, :, p:p + h, p:p + w] = x
-        self.xp = xp.view(b, c, -1)
+        self.xp = _padded(x, self.dtype, (p, p + 1), (p, p)).view(b, c, -1)
         # hidden on the padded width, plus a channel of ones that multiplies the bias
-        hp = x.new_zeros((b, r + 1, h, self.wp), dtype=self.dtype)
-        hp[:, :r, :, :w] = hidden
+        hp = _padded(hidden, self.dtype, (0, 0), (0, 2 * p), extra_channels=1)
         hp[:, r] = 1
         self.hp = hp.view(b, r + 1, h * self.wp)
         wg = gen_weight.to(self.dtype).reshape(self.g * self.kk, r)
@@ -205,11 +221,9 @@ def _fused_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
     need_x, need_h, need_w, need_b = needs
     need_gw = need_w or need_b
     lay = _Layout(x, hidden, gen_weight, gen_bias)
-    b, c, h, w, g, k, r, p = lay.b, lay.c, lay.h, lay.w, lay.g, lay.k, lay.r, lay.p
+    b, c, h, g, k, r, p = lay.b, lay.c, lay.h, lay.g, lay.k, lay.r, lay.p
     # grad_y on the padded width, zero in the extra columns
-    gy = grad_y.new_zeros((b, c, h, lay.wp), dtype=lay.dtype)
-    gy[..., :w] = grad_y
-    gy = gy.view(b, c, -1)
+    gy = _padded(grad_y, lay.dtype, (0, 0), (0, 2 * p)).view(b, c, -1)
     gx = torch.zeros_like(lay.xp) if need_x else None
     gh = torch.empty((b, r, h * lay.wp), dtype=lay.dtype, device=x.device) if need_h else None
 
