@@ -14,14 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.slow
 def test_gpu_check_dry_run_prints_one_passing_json_line():
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHON=sys.executable)
+    cmd = ['bash', str(ROOT / 'tools' / 'gpu_check.sh'), '--dry-run', '--models', 'swin_t']
     proc = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'gpu_check.sh'), '--dry-run', '--models', 'swin_t',
-         'idynamic_t'],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500)
+        cmd + ['idynamic_t'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and len(lines) == 1, proc.stderr[-3000:]
     report = json.loads(lines[0])

@@ -636,40 +636,26 @@ def test_html_holds_every_model_of_the_records(tmp_path: Path) -> None:
     assert f'<td class="model">{display_name("ddwconv_t")}</td>' in toy
 
 
-TASK_FPS = [  # as tools/benchmark.py --tasks writes them: the whole task models
-    lb.benchmark_record(
-        'swin_t',
+def task_fps(model: str, device: str, images_per_s: float, task: str) -> dict:
+    """A record as ``tools/benchmark.py --tasks`` writes it (batch 1, the table's input)."""
+    hw = {'coco': [800, 1333], 'ade20k': [512, 2048]}[task]
+    return lb.benchmark_record(
+        model,
         'inference',
         1,
-        'cpu',
-        0.031,
+        device,
+        images_per_s,
         threads=2,
         dtype='float32',
-        latency_ms=32258.0,
-        task='coco',
-        input_hw=[800, 1333]),
-    lb.benchmark_record(
-        'swin_t',
-        'inference',
-        1,
-        'cuda',
-        14.2,
-        threads=8,
-        dtype='float32',
-        latency_ms=70.4,
-        task='coco',
-        input_hw=[800, 1333]),
-    lb.benchmark_record(
-        'idynamic_t',
-        'inference',
-        1,
-        'cpu',
-        0.052,
-        threads=2,
-        dtype='float32',
-        latency_ms=19230.0,
-        task='ade20k',
-        input_hw=[512, 2048]),
+        latency_ms=1e3 / images_per_s,
+        task=task,
+        input_hw=hw)
+
+
+TASK_FPS = [  # the whole task models
+    task_fps('swin_t', 'cpu', 0.031, 'coco'),
+    task_fps('swin_t', 'cuda', 14.2, 'coco'),
+    task_fps('idynamic_t', 'cpu', 0.052, 'ade20k'),
 ]
 
 
