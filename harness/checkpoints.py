@@ -24,7 +24,7 @@ def load_checkpoint_file(path: str) -> Any:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r'unsupported global:? GLOBAL (\S+)', str(exc), re.IGNORECASE)
+        found = re.search(r'unsupported (?:global:? )?GLOBAL (\S+)', str(exc), re.IGNORECASE)
         if found:
             raise ToolError(f'checkpoint {path} is refused: loading it would import '
                             f'{found.group(1)} (only weights are loaded from files)')

@@ -24,6 +24,8 @@ from backbones.zoo import get_model_info
 from harness.complexity import count
 
 ROOT = Path(__file__).resolve().parents[1]
+#: small models: one thread is as fast on an idle machine and far faster on a busy one
+pytestmark = pytest.mark.usefixtures('one_thread')
 TINY = dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 4, 8])
 DW_FAMILY = ['DWConvNet', 'DynamicDWConvNet', 'IDynamicNet']
 TYPES = DW_FAMILY + ['SwinNet']

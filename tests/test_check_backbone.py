@@ -27,6 +27,8 @@ from harness.errors import ToolError, tool_main
 from harness.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
+#: small models: one thread is as fast on an idle machine and far faster on a busy one
+pytestmark = pytest.mark.usefixtures('one_thread')
 #: toy datasets just big enough for one batch of each task's toy config
 TOY_SIZES = {
     'imagenet': dict(num_classes=4, train_per_class=4, val_per_class=1, img_size=32),

@@ -16,6 +16,8 @@ from harness.running.config import task_of
 from harness.tasks import identify, iter_settings
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: small models: one thread is as fast on an idle machine and far faster on a busy one
+pytestmark = pytest.mark.usefixtures('one_thread')
 PAPER_CONFIGS = [
     c for c in sorted(glob.glob(osp.join(ROOT, 'configs', '*', '*.py'))) if '_base_' not in c
 ]

@@ -25,6 +25,8 @@ from harness.errors import tool_main
 from harness.tasks import TASKS
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+#: small models: one thread is as fast on an idle machine and far faster on a busy one
+pytestmark = pytest.mark.usefixtures('one_thread')
 #: the table's setting of each task (ImageNet, Cascade Mask R-CNN 3x, UperNet)
 TABLE_SETTINGS = {name: task.table_setting.key for name, task in TASKS.items()}
 CELLS = [(m, s) for m in PAPER_MODELS for s in TABLE_SETTINGS.values()]

@@ -13,6 +13,8 @@ from backbones.evaluation import ReaLAccuracy
 from backbones.evaluation.real_accuracy import load_real_labels
 
 NUM_CLASSES = 5
+#: small models: one thread is as fast on an idle machine and far faster on a busy one
+pytestmark = pytest.mark.usefixtures('one_thread')
 # ReaL labels of validation images 1..8 (entry i belongs to ILSVRC2012_val_{i+1:08d}).
 REAL = [[3], [1, 2], [], [0], [4], [], [2], [0, 4]]
 # The top-1 prediction for each image, and whether the ReaL protocol counts it

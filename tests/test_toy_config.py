@@ -36,7 +36,7 @@ CLAIMS: List[Tuple[str, str]] = [
     (r'\b\d+ toy classes\b', r'model\.(.*\.)?num_classes|(model\.)?data_preprocessor\.num_classes|'
      rf'{_LOADER}\.dataset\.metainfo\.classes.*|{_EVALUATOR}.*\.topk.*'),
     (r'\bbatch \d+\b', r'train_dataloader\.batch_size'),
-    (r'\(evaluation \d+\)', r'(val|test)_dataloader\.batch_size'),
+    (r'^evaluation batch \d+$', r'(val|test)_dataloader\.batch_size'),
     (r'\blr [\d.e-]+\b', r'optim_wrapper\.optimizer\.lr'),
     (r'\b\d+ (epochs|iterations)\b', r'train_cfg\..*|param_scheduler.*|'
      r'default_hooks\.checkpoint\.(by_epoch|interval)|log_processor\.by_epoch'),

@@ -23,17 +23,27 @@ CONFIGS = {
 }
 METRICS = {'imagenet': ('top1', 'real_top1'), 'coco': ('ap_box', 'ap_mask'), 'ade20k': ('miou', )}
 #: toy datasets smaller than the demo's where it costs time: half the ImageNet training images
-#: (3 epochs = 75 iterations), fewer validation images
+#: (the toy schedule's 3 epochs are then 75 iterations), fewer validation images
 SIZES = {
     'imagenet': dict(train_per_class=50, val_per_class=10),
     'coco': dict(val_images=12),
     'ade20k': dict(val_images=8),
 }
-#: the toy schedules (``tools/train.py --toy``), except where noted
+#: ``--cfg-options`` of the runs (none: the toy schedules of ``tools/train.py --toy``, 12 COCO
+#: and 16 ADE20K iterations, are the cheapest tried that clear :data:`FLOORS`)
 OPTIONS: Dict[str, List[str]] = {'imagenet': [], 'coco': [], 'ade20k': []}
-#: Lowest metric a trained toy run must reach; ImageNet: twice chance (per class count).
-#: Measured (seed 0): FLOOR_MEASUREMENTS
-FLOORS = {'coco': dict(ap_box=1.0, ap_mask=0.3), 'ade20k': dict(miou=10.0)}
+#: Lowest metrics of a trained toy run, above what an untrained one reaches. Measured (seed 0,
+#: these sizes; swin_t / dwconv_t / ddwconv_t / idynamic_t): box AP 3.5 / 6.8 / 2.0 / 5.0, mask
+#: AP 2.5 / 5.7 / 1.1 / 3.9, mIoU 47.5 / 41.0 / 30.1 / 50.5. Untrained (lr 0, the rest as here,
+#: dwconv_t): box and mask AP 0.0, mIoU 0.0; not starting from the toy ImageNet checkpoint
+#: (random backbone, 12 iterations): box and mask AP 0.0; 2 steps from random weights: up to 0.3
+#: on a 2-image validation set (tests/test_distributed.py).
+FLOORS = {'coco': dict(ap_box=1.0, ap_mask=0.5), 'ade20k': dict(miou=15.0)}
+#: ImageNet top-1 and ReaL floor, in multiples of chance (100 / classes); untrained: chance.
+#: Measured top-1 / ReaL in multiples of chance (12.5 %): swin_t 1.9 / 2.3, dwconv_t 2.9 / 3.5,
+#: ddwconv_t 2.0 / 2.2, idynamic_t 2.4 / 3.0; dwconv_t keeps the bound of the single-model test
+#: this one replaced (on the demo's twice larger ImageNet).
+CHANCE_MULTIPLE = dict(swin_t=1.5, dwconv_t=2.0, ddwconv_t=1.5, idynamic_t=1.5)
 #: the model whose checkpoints tools/test.py evaluates again
 RETEST = 'dwconv_t'
 
@@ -122,7 +132,7 @@ def test_toy_train_then_test(task, model, imagenet_run, toy_data, tmp_path):
 
     if task == 'imagenet':
         chance = 100.0 / len((data / 'meta' / 'classes.txt').read_text().splitlines())
-        floors = {name: 2 * chance for name in METRICS[task]}  # well above chance
+        floors = {name: CHANCE_MULTIPLE[model] * chance for name in METRICS[task]}
     else:
         floors = FLOORS[task]
     assert all(metrics[name] >= floor for name, floor in floors.items()), (metrics, floors)

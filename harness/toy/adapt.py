@@ -192,6 +192,25 @@ def _ade20k(cfg: Config, root: Path, iters: int, changes: List[str]) -> None:
     changes.append(f'batch 2, {iters} iterations, lr 6e-4')
 
 
+def _quiet_logging(cfg: Config, logged_before: tuple) -> List[str]:
+    """Log often (a toy run is short), draw nothing, scale no learning rate; returns the
+    lines of ``toy_changes`` for what changed. ``logged_before``: the logger interval and log
+    processor of the full-scale config."""
+    hooks, changes = cfg.default_hooks, []
+    hooks.logger.interval = min(5, hooks.logger.get('interval', 5))
+    if (hooks.logger.interval, cfg.get('log_processor')) != logged_before:
+        changes.append(f'logged every {hooks.logger.interval} iterations')
+    if 'visualization' in hooks and hooks.visualization.get('draw') is not False:
+        hooks.visualization = ConfigDict(type=hooks.visualization.type, draw=False)
+        changes.append('visualisation without drawing')
+    scaling = dict(
+        enable=False, base_batch_size=cfg.get('auto_scale_lr', {}).get('base_batch_size', 16))
+    if cfg.get('auto_scale_lr') != scaling:
+        cfg.auto_scale_lr = scaling
+        changes.append('automatic lr scaling off')
+    return changes
+
+
 #: The adapter of each task: ``adapter(cfg, data_root, toy_schedule, changes)`` points the
 #: config at the toy data, sets the schedule and appends what it changed to ``changes``.
 ADAPTERS: Dict[str, Callable[[Config, Path, int, List[str]], None]] = {
@@ -240,7 +259,15 @@ def toy_config(cfg: Config,
         if holder.get('data_preprocessor') and 'size' in holder.data_preprocessor:
             holder.data_preprocessor = _scale_sizes(holder.data_preprocessor, factor)
     changes.append(f'input sizes x{factor:.3g}')
+    eval_batch = cfg.get('val_dataloader', {}).get('batch_size')
+    logged_before = (cfg.default_hooks.logger.get('interval'), cfg.get('log_processor'))
     ADAPTERS[task](cfg, root, spec.toy_schedule, changes)
+    changes += [
+        f'toy data {root}: data roots, annotation files, evaluators',
+        'data loaded in the main process (0 workers)'
+    ]
+    if cfg.get('val_dataloader', {}).get('batch_size') != eval_batch:
+        changes.append(f'evaluation batch {cfg.val_dataloader.batch_size}')
 
     backbone = cfg.model.backbone
     # the dense tasks start from the classifier; a classifier only if its config says so
@@ -251,12 +278,7 @@ def toy_config(cfg: Config,
         else:
             backbone.pop('init_cfg', None)
             changes.append('backbone randomly initialised (no toy ImageNet checkpoint)')
-    hooks = cfg.default_hooks
-    hooks.logger.interval = min(5, hooks.logger.get('interval', 5))
-    if 'visualization' in hooks:
-        hooks.visualization = ConfigDict(type=hooks.visualization.type, draw=False)
-    cfg.auto_scale_lr = dict(
-        enable=False, base_batch_size=cfg.get('auto_scale_lr', {}).get('base_batch_size', 16))
+    changes += _quiet_logging(cfg, logged_before)
     cfg.toy_changes = changes
     cfg.toy = True
     return cfg
