@@ -363,24 +363,23 @@ class DWNet(BaseModule):
 
 @MODELS.register_module()
 class DWConvNet(DWNet):
-    """DW-Conv: a static 7x7 depth-wise convolution (with bias) in place of window attention."""
+    """DW-Conv: a static 7x7 depth-wise convolution (with bias) in place of window attention.
+
+    Weights are shared across positions and learned, not computed from the input.
+    """
     default_mixer = dict(type='Conv2d', bias=True)
-    properties = BackboneProperties(
-        sparse_connectivity=True,
-        weight_sharing_across_channels=False,
-        weight_sharing_across_positions=True,
-        dynamic_weights=False)
+    properties = BackboneProperties.of('depth-wise convolution')
 
 
 @MODELS.register_module()
 class DynamicDWConvNet(DWNet):
-    """D-DW-Conv: kernels predicted per sample and channel from the pooled input."""
+    """D-DW-Conv: kernels predicted per sample and channel from the pooled input.
+
+    Homogeneous: one kernel for all positions, as in DW-Conv, but computed from the input,
+    as attention weights are. Mixer: :class:`~backbones.mixers.DynamicDWConv`.
+    """
     default_mixer = dict(type='DynamicDWConv', bias=True, reduction=4, norm_cfg=None)
-    properties = BackboneProperties(
-        sparse_connectivity=True,
-        weight_sharing_across_channels=False,
-        weight_sharing_across_positions=True,
-        dynamic_weights=True)
+    properties = BackboneProperties.of('dynamic depth-wise convolution')
 
 
 @MODELS.register_module()
@@ -392,8 +391,4 @@ class IDynamicNet(DWNet):
     """
     default_mixer = dict(
         type='IDynamicDWConv', bias=False, kernel_groups=32, reduction=4, norm_cfg=None)
-    properties = BackboneProperties(
-        sparse_connectivity=True,
-        weight_sharing_across_channels=True,
-        weight_sharing_across_positions=False,
-        dynamic_weights=True)
+    properties = BackboneProperties.of('inhomogeneous dynamic depth-wise convolution')

@@ -16,11 +16,7 @@ class SwinNet(SwinTransformer):
     Heads share attention weights across the channels of a head, and attention weights are
     computed per query position: dynamic and inhomogeneous.
     """
-    properties = BackboneProperties(
-        sparse_connectivity=True,
-        weight_sharing_across_channels=True,
-        weight_sharing_across_positions=False,
-        dynamic_weights=True)
+    properties = BackboneProperties.of('local attention')
     #: dense inputs: pad small maps to the window instead of shrinking the window
     dense_task_cfg = dict(pad_small_map=True)
 

@@ -35,12 +35,16 @@ class Progress:
             return None
         return (time.monotonic() - self.start) / self.done * (self.total - self.done)
 
-    def step(self, message: str) -> str:
-        """Mark one step done and print ``[i/N] message (elapsed, ETA ...)``."""
+    def step(self, message: str, clock: bool = True) -> str:
+        """Mark one step done and print ``[i/N] message (elapsed, ETA ...)``; without
+        ``clock`` (a message that has its own time): ``[i/N] message [ETA ...]``."""
         self.done += 1
         elapsed = time.monotonic() - self.start
         eta = self.eta()
         tail = f', ETA {format_seconds(eta)}' if eta and self.done < self.total else ''
-        line = f'[{self.done}/{self.total}] {message} ({format_seconds(elapsed)}{tail})'
+        if clock:
+            line = f'[{self.done}/{self.total}] {message} ({format_seconds(elapsed)}{tail})'
+        else:
+            line = f'[{self.done}/{self.total}] {message}' + (f' [{tail[2:]}]' if tail else '')
         print(line, file=self.stream or sys.stderr, flush=True)
         return line

@@ -9,6 +9,7 @@ here plus its template in ``configs/_base_``::
     add_setting('ade20k', Setting('ade20k_fpn', suffix='fpn', template='ade20k_fpn_80k.py',
                                   head_channels={'neck.in_channels': 'all'}))
 """
+import argparse
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
@@ -159,6 +160,19 @@ def settings() -> List[Setting]:
     return [s for t in TASKS.values() for s in t.settings]
 
 
+def add_settings_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """The ``--settings KEY ...`` option of the tools (alias ``--templates``), choices: every
+    setting of :data:`TASKS`."""
+    parser.add_argument(
+        '--settings',
+        '--templates',
+        dest='settings',
+        nargs='+',
+        choices=[s.key for s in settings()],
+        metavar='SETTING',
+        help=f'{help}; one or more of: {", ".join(s.key for s in settings())}')
+
+
 def get_setting(key: str) -> Setting:
     for s in settings():
         if s.key == key:
@@ -207,140 +221,62 @@ def head_channels(setting: str) -> Mapping[str, ChannelSource]:
         setting).head_channels
 
 
-def _cls(name: str, key: str, title: str, **kw) -> Metric:
-    return Metric(name, key, title, **kw)
-
-
-register_task(
-    Task(
-        name='imagenet',
-        title='ImageNet',
-        scope='mmpretrain',
-        dataset='ImageNet-1k',
-        input_hw=(224, 224),
-        metrics=(
-            _cls(
-                'top1',
-                'accuracy/top1',
-                'Top-1',
-                main=True,
-                paper_title='top-1',
-                metafile=('Image Classification', 'Top 1 Accuracy')),
-            _cls(
-                'top5',
-                'accuracy/top5',
-                'Top-5',
-                in_table=False,
-                metafile=('Image Classification', 'Top 5 Accuracy')),
-            _cls(
-                'real_top1',
-                'real/top1',
-                'ReaL',
-                paper_title='ReaL',
-                metafile=('Image Classification', 'ReaL Top 1 Accuracy')),
-        ),
-        settings=(
-            Setting(
-                'imagenet',
-                'in1k',
-                'imagenet_in1k.py',
-                'ImageNet-1k',
-                pretrained=None,
+# The three tasks of the paper's table. Rows of a table: kept as written by yapf: disable.
+# yapf: disable
+register_task(Task(
+    name='imagenet', title='ImageNet', scope='mmpretrain', dataset='ImageNet-1k',
+    input_hw=(224, 224),
+    metrics=(
+        Metric('top1', 'accuracy/top1', 'Top-1', main=True, paper_title='top-1',
+               metafile=('Image Classification', 'Top 1 Accuracy')),
+        Metric('top5', 'accuracy/top5', 'Top-5', in_table=False,
+               metafile=('Image Classification', 'Top 5 Accuracy')),
+        Metric('real_top1', 'real/top1', 'ReaL', paper_title='ReaL',
+               metafile=('Image Classification', 'ReaL Top 1 Accuracy')),
+    ),
+    settings=(
+        Setting('imagenet', 'in1k', 'imagenet_in1k.py', 'ImageNet-1k', pretrained=None,
                 in_table=True),
-            # the paper's second table: ImageNet-22k pre-training, then ImageNet-1k / ADE20K
-            Setting(
-                'imagenet_in22k',
-                'in22k',
-                'imagenet_in22k.py',
-                'ImageNet-22k',
-                pretrained=None,
-                default=False,
-                paper_table='in22k'),
-            Setting(
-                'imagenet_in22k_ft',
-                'in22k-ft-in1k',
-                'imagenet_in22k_ft.py',
-                'ImageNet-22k -> 1k',
-                pretrained='in22k',
-                default=False,
-                paper_table='in22k'),
-        ),
-        head_channels={'head.in_channels': 3},
-        toy_scale=64 / 224,
-        toy_schedule=3,
-    ))
+        # the paper's second table: ImageNet-22k pre-training, then ImageNet-1k / ADE20K
+        Setting('imagenet_in22k', 'in22k', 'imagenet_in22k.py', 'ImageNet-22k', pretrained=None,
+                default=False, paper_table='in22k'),
+        Setting('imagenet_in22k_ft', 'in22k-ft-in1k', 'imagenet_in22k_ft.py',
+                'ImageNet-22k -> 1k', pretrained='in22k', default=False, paper_table='in22k'),
+    ),
+    head_channels={'head.in_channels': 3},
+    toy_scale=64 / 224, toy_schedule=3,
+))
 
-register_task(
-    Task(
-        name='coco',
-        title='COCO',
-        scope='mmdet',
-        dataset='COCO',
-        input_hw=(800, 1280),
-        metrics=(
-            Metric(
-                'ap_box',
-                'coco/bbox_mAP',
-                'AP box',
-                scale=100.,
-                main=True,
-                paper_title='APbox',
-                metafile=('Object Detection', 'box AP')),
-            Metric(
-                'ap_mask',
-                'coco/segm_mAP',
-                'AP mask',
-                scale=100.,
-                paper_title='APmask',
-                metafile=('Instance Segmentation', 'mask AP')),
-        ),
-        settings=(
-            Setting('coco_maskrcnn', 'maskrcnn', 'coco_maskrcnn_1x.py', 'Mask R-CNN 1x'),
-            Setting(
-                'coco_cascade',
-                'cascade_maskrcnn_3x',
-                'coco_cascade_maskrcnn_3x.py',
-                'Cascade Mask R-CNN 3x',
-                in_table=True),
-        ),
-        head_channels={'neck.in_channels': 'all'},
-        flop_protocol='detector',
-        toy_scale=0.25,
-        toy_schedule=12,
-    ))
+register_task(Task(
+    name='coco', title='COCO', scope='mmdet', dataset='COCO', input_hw=(800, 1280),
+    metrics=(
+        Metric('ap_box', 'coco/bbox_mAP', 'AP box', scale=100., main=True, paper_title='APbox',
+               metafile=('Object Detection', 'box AP')),
+        Metric('ap_mask', 'coco/segm_mAP', 'AP mask', scale=100., paper_title='APmask',
+               metafile=('Instance Segmentation', 'mask AP')),
+    ),
+    settings=(
+        Setting('coco_maskrcnn', 'maskrcnn', 'coco_maskrcnn_1x.py', 'Mask R-CNN 1x'),
+        Setting('coco_cascade', 'cascade_maskrcnn_3x', 'coco_cascade_maskrcnn_3x.py',
+                'Cascade Mask R-CNN 3x', in_table=True),
+    ),
+    head_channels={'neck.in_channels': 'all'},
+    flop_protocol='detector', toy_scale=0.25, toy_schedule=12,
+))
 
-register_task(
-    Task(
-        name='ade20k',
-        title='ADE20K',
-        scope='mmseg',
-        dataset='ADE20K',
-        input_hw=(512, 2048),
-        metrics=(Metric(
-            'miou',
-            'mIoU',
-            'mIoU',
-            main=True,
-            paper_title='mIoU',
-            metafile=('Semantic Segmentation', 'mIoU'),
-            tta_name='miou_ms',
-            tta_metafile='mIoU(ms+flip)'), ),
-        settings=(
-            Setting('ade20k', 'upernet', 'ade20k_upernet_160k.py', 'UperNet 160k', in_table=True),
-            Setting(
-                'ade20k_in22k',
-                'upernet_in22k',
-                'ade20k_upernet_160k.py',
-                'UperNet 160k (22k)',
-                pretrained='in22k',
-                default=False,
-                paper_table='in22k'),
-        ),
-        head_channels={
-            'decode_head.in_channels': 'all',
-            'auxiliary_head.in_channels': 2
-        },
-        flop_protocol='segmentor',
-        toy_scale=0.25,
-        toy_schedule=16,
-    ))
+register_task(Task(
+    name='ade20k', title='ADE20K', scope='mmseg', dataset='ADE20K', input_hw=(512, 2048),
+    metrics=(
+        Metric('miou', 'mIoU', 'mIoU', main=True, paper_title='mIoU',
+               metafile=('Semantic Segmentation', 'mIoU'), tta_name='miou_ms',
+               tta_metafile='mIoU(ms+flip)'),
+    ),
+    settings=(
+        Setting('ade20k', 'upernet', 'ade20k_upernet_160k.py', 'UperNet 160k', in_table=True),
+        Setting('ade20k_in22k', 'upernet_in22k', 'ade20k_upernet_160k.py', 'UperNet 160k (22k)',
+                pretrained='in22k', default=False, paper_table='in22k'),
+    ),
+    head_channels={'decode_head.in_channels': 'all', 'auxiliary_head.in_channels': 2},
+    flop_protocol='segmentor', toy_scale=0.25, toy_schedule=16,
+))
+# yapf: enable

@@ -536,14 +536,16 @@ def test_cli_prints_a_line_per_check_and_exits_1_on_a_failure(tool, zoo_entry, c
     rc, out, err = run_tool(
         tool, ['tinyconv_t', '--only', 'build', 'outputs', 'configs', '--skip', 'configs'], capsys)
     assert rc == 0, out + err
-    assert [line.split()[0] for line in out.splitlines()[1:3]] == ['PASS', 'PASS']
+    assert [line.split()[:2] for line in out.splitlines()[1:3]] == [['[1/2]', 'PASS'],
+                                                                    ['[2/2]', 'PASS']]
+    assert '[ETA ' in out.splitlines()[1] and '[ETA ' not in out.splitlines()[2]
     assert 'all 2 checks passed' in out.splitlines()[-1]
 
     rc, out, err = run_tool(
         tool, ['wrong_t', '--backbone', "dict(type='WrongChannelsNet')", '--only', 'outputs'],
         capsys)
     assert rc == 1
-    assert out.splitlines()[1].startswith('FAIL  outputs')
+    assert out.splitlines()[1].startswith('[1/1] FAIL  outputs')
     assert 'declares 128' in out and '1 of 1 checks FAILED (outputs)' in out
 
 

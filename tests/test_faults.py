@@ -458,6 +458,46 @@ def test_bad_ngpus_is_refused_by_the_launcher_scripts():
         assert 'NGPUS must be a positive integer' in proc.stderr
 
 
+@pytest.mark.parametrize('script,args', [
+    ('dist_train.sh', [CONFIG, '2']),
+    ('dist_test.sh', [CONFIG, '{ckpt}', '2']),
+    ('slurm_train.sh', ['local', 'job', CONFIG, '{work}']),
+    ('slurm_test.sh', ['local', 'job', CONFIG, '{ckpt}']),
+])
+def test_launchers_check_the_inputs_once_before_starting_processes(script, args, tmp_path):
+    """A missing data root: one error line and exit 2 from
+    one check, before torchrun / srun start (a fake ``srun`` on PATH records any call; torchrun
+    would make its log folder); too few arguments: the usage line."""
+    bin_dir, work = tmp_path / 'bin', tmp_path / 'work'
+    bin_dir.mkdir()
+    (bin_dir / 'srun').write_text(f'#!/bin/sh\ntouch {tmp_path}/srun_called\n')
+    (bin_dir / 'srun').chmod(0o755)
+    env = dict(os.environ, PATH=f'{bin_dir}:{os.environ["PATH"]}')
+    words = [a.format(ckpt=tmp_path / 'missing.pth', work=work) for a in args]
+    if script.startswith('dist'):
+        words += ['--work-dir', str(work)]
+    proc = subprocess.run([str(TOOLS / script), *words],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=300)
+    expected = 'data root not found'
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f'{script}: error: ') and expected in proc.stderr, proc.stderr
+    assert not (tmp_path / 'srun_called').exists() and not (work / 'torchrun').exists()
+    assert not work.exists() or not any(work.iterdir())
+
+    short = subprocess.run([str(TOOLS / script), words[0]],
+                           cwd=ROOT,
+                           env=env,
+                           capture_output=True,
+                           text=True,
+                           timeout=60)
+    assert short.returncode == 2 and short.stderr.startswith(f'usage: {script} '), short.stderr
+
+
 def test_the_config_key_check_accepts_the_configs_of_the_repository():
     """No false alarm: the configs of two models, every template (and the --amp variants), for
     training and testing (all 54 configs were checked by hand: see docs/faults.md)."""

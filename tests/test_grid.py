@@ -366,3 +366,34 @@ def test_submit_chains_skips_keeps_and_replaces(tmp_path, fake_slurm):
     assert last == {k: v for k, v in again.items() if k != 'dwconv_t/imagenet'}
     assert len(fake_slurm.submitted) == count and again['dwconv_t/ade20k'] not in \
         fake_slurm.cancelled
+
+
+def test_the_local_launcher_turns_logger_lines_into_progress_lines():
+    from harness.grid.local import progress_of
+    head = '2026/12/02 08:58:55 - mmengine - INFO - '
+    assert progress_of(head + 'Iter(train) [ 2/12]  base_lr: 3.2500e-05 lr: 3.2500e-05  eta: '
+                       '0:02:18  time: 13.8234  data_time: 0.0533  loss: 6.5718  loss_rpn_cls: '
+                       '0.7082') == 'train [2/12], loss 6.572, run ETA 0:02:18'
+    assert progress_of(head + 'Epoch(train)  [3][10/50]  base_lr: 1.0e-03 lr: 1.0e-03  eta: '
+                       '0:01:23  time: 0.51  loss: 2.0794') == (
+                           'train epoch 3 [10/50], loss 2.079, run ETA 0:01:23')
+    assert progress_of(head + 'Iter(val) [ 1/12]    eta: 0:00:45  time: 4.1373') == (
+        'val [1/12], run ETA 0:00:45')
+    assert progress_of(head + 'Checkpoints will be saved to /w.') is None
+
+
+def test_the_grid_eta_uses_the_mean_time_of_the_runs_of_each_task(tmp_path):
+    from harness.grid.local import GridClock
+    runs = build_plan(['dwconv_t', 'swin_t'], ['imagenet', 'coco'], work_dirs=tmp_path)
+    by_task: Dict[str, List] = {}
+    for run in runs:
+        by_task.setdefault(run.task, []).append(run)
+    clock = GridClock(runs)
+    assert clock.eta() is None  # nothing measured yet
+    clock.finished(by_task['imagenet'][0], 100.0)
+    # one ImageNet run left at 100 s, two COCO runs at the mean of all (100 s)
+    assert clock.eta() == 300.0
+    assert clock.eta(current=by_task['imagenet'][1]) == 200.0
+    clock.finished(by_task['imagenet'][1], 50.0)
+    clock.finished(by_task['coco'][0], 30.0)
+    assert clock.eta() == 30.0

@@ -1,7 +1,7 @@
-# Sourced by tools/slurm_train.sh and tools/slurm_test.sh after they set HERE: the job step's
+# Sourced by tools/slurm_train.sh and tools/slurm_test.sh after tools/_launch.sh: the job step's
 # shape from the environment, as in OpenMMLab's scripts -- GPUS (processes, default 8),
 # GPUS_PER_NODE (8; at most GPUS), CPUS_PER_TASK (5), GRES (default gpu:GPUS_PER_NODE; GRES= on a
-# CPU partition, where the processes use gloo), SRUN_ARGS, PYTHON -- and srun_job.
+# CPU partition, where the processes use gloo), SRUN_ARGS -- and srun_job.
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
@@ -15,7 +15,6 @@ for _var in GPUS GPUS_PER_NODE CPUS_PER_TASK; do
 done
 if [ "$GPUS_PER_NODE" -gt "$GPUS" ]; then GPUS_PER_NODE=$GPUS; fi
 GRES=${GRES-gpu:$GPUS_PER_NODE}
-PYTHON=${PYTHON:-$(test -x "$HERE/../.venv/bin/python" && echo "$HERE/../.venv/bin/python" || echo python)}
 
 # srun_job NAME PARTITION JOB_NAME SCRIPT ARGS...: GPUS processes of SCRIPT (--launcher slurm)
 # in one job step (inside an sbatch allocation, or a new job); an empty PARTITION is the

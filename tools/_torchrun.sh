@@ -1,30 +1,13 @@
-# Sourced by tools/dist_train.sh and tools/dist_test.sh after they set HERE and GPUS: the
-# torchrun environment (NNODES, NODE_RANK, MASTER_ADDR, PORT, PYTHON), the NGPUS check and
-# torchrun_job.
+# Sourced by tools/dist_train.sh and tools/dist_test.sh after they set NGPUS: the torchrun
+# environment (NNODES, NODE_RANK, MASTER_ADDR, PORT), the NGPUS check and torchrun_job.
 NNODES=${NNODES:-1}
 NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
-PYTHON=${PYTHON:-$(test -x "$HERE/../.venv/bin/python" && echo "$HERE/../.venv/bin/python" || echo python)}
-case "$GPUS" in
-    ''|*[!0-9]*|0) echo "$(basename "$0"): error: NGPUS must be a positive integer, got '$GPUS'" >&2
+case "$NGPUS" in
+    ''|*[!0-9]*|0) echo "$(basename "$0"): error: NGPUS must be a positive integer, got '$NGPUS'" >&2
                    exit 2 ;;
 esac
-
-# preflight NAME SCRIPT ARGS...: check the config, data roots and checkpoints once, in one
-# process, before starting N of them (a bad input then ends in seconds with one error line, not
-# N copies after the processes started). Sets WORK_DIR from the tool's answer.
-preflight() {
-    local name=$1 out rc=0
-    shift
-    out=$(PYTHONPATH="$HERE/..:${PYTHONPATH:-}" "$PYTHON" "$@" --dry-run 2>&1) || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        # the tool's own one-line error if it printed one, else the end of its output
-        { grep -m1 ': error: ' <<<"$out" || tail -n 5 <<<"$out"; } | sed "s/^[a-z_]*\.py: /$name: /" >&2
-        exit "$rc"
-    fi
-    WORK_DIR=$(sed -n 's/^work_dir=//p' <<<"$out" | tail -n1)
-}
 
 # torchrun_job NAME SCRIPT ARGS...: torchrun in the background, so that a TERM / INT / HUP sent
 # to this script reaches it (it then stops its processes). Rank 0's output is shown on the
@@ -39,7 +22,7 @@ torchrun_job() {
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} PYTHONPATH="$HERE/..:${PYTHONPATH:-}" \
     "$PYTHON" -m torch.distributed.run \
         --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-        --nproc_per_node="$GPUS" --master_port="$PORT" \
+        --nproc_per_node="$NGPUS" --master_port="$PORT" \
         --log-dir "$logs" --redirects 3 --tee 3 --local-ranks-filter 0 \
         "$@" 2>"$logs/torchrun.err" &
     child=$!

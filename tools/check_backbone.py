@@ -13,15 +13,18 @@ parameter), checkpoint (the ImageNet classifier's weights load into the dense ba
 complexity (params/FLOPs of the task models in the table's settings, cached; --quick: of the
 backbone alone, in seconds), toy_step (one training step of each task config on toy data).
 
-Prints one PASS / FAIL / SKIP line per check with the reason; exits 0 when nothing fails, 1 when
+Prints one ``[i/N] PASS / FAIL / SKIP`` line per check with the reason, its time and the ETA of
+the rest; exits 0 when nothing fails, 1 when
 a check fails, 2 on bad input (one ``error:`` line).
 """
 import argparse
+import sys
 from typing import List, Optional
 
 import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
 from harness.errors import run_tool
-from harness.tasks import settings
+from harness.progress import Progress
+from harness.tasks import add_settings_argument
 
 IMPORT_HELP = ('module, .py file or package folder that registers the backbone (repeatable), '
                'as given to tools/make_configs.py')
@@ -55,13 +58,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='CHECK',
         default=[],
         help='leave these checks out')
-    parser.add_argument(
-        '--settings',
-        '--templates',
-        dest='settings',
-        nargs='+',
-        choices=[s.key for s in settings()],
-        help='settings whose configs are checked and get a toy step (default: those every '
+    add_settings_argument(
+        parser, 'settings whose configs are checked and get a toy step (default: those every '
         'model gets)')
     parser.add_argument(
         '--config-root',
@@ -91,7 +89,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         f'checking {args.model} ({checker.backbone_cfg["type"]}) against the backbone '
         'contract',
         flush=True)
-    results = checker.run(checks, report=lambda r: print(r.line(), flush=True))
+    progress = Progress(checker.count(checks), stream=sys.stdout)
+    results = checker.run(checks, report=lambda r: progress.step(r.line(), clock=False))
     failed = [r.name for r in results if r.failed]
     total = sum(r.seconds for r in results)
     if failed:

@@ -5,15 +5,12 @@
 # once before the processes start (a bad one: one error line, exit 2). When a process dies,
 # torchrun ends the others; the script shows that process's error once and one summary line.
 set -euo pipefail
-if [ $# -lt 2 ]; then
-    echo "usage: $0 CONFIG NGPUS [train.py args...]" >&2; exit 2
-fi
-CONFIG=$1
-GPUS=$2
-shift 2
-HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=tools/_launch.sh
+source "$(dirname "$0")/_launch.sh"
+take_args "CONFIG NGPUS [train.py args...]" "$@"
 # shellcheck source=tools/_torchrun.sh
 source "$HERE/_torchrun.sh"
+set -- "$HERE/train.py" "$CONFIG" ${REST[@]+"${REST[@]}"}
 
-preflight dist_train.sh "$HERE/train.py" "$CONFIG" "$@"
-torchrun_job dist_train.sh "$HERE/train.py" "$CONFIG" --launcher pytorch "$@"
+preflight dist_train.sh "$@"
+torchrun_job dist_train.sh "$@" --launcher pytorch

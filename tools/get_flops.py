@@ -16,7 +16,7 @@ from typing import List, Optional
 
 import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
 from harness.errors import ToolError, run_tool
-from harness.tasks import TASKS, get_setting, identify, settings, task_of_setting
+from harness.tasks import TASKS, add_settings_argument, get_setting, identify, task_of_setting
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -31,11 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         choices=list(TASKS),
         default=list(TASKS),
         help="the tasks' table settings to count (default: all tasks)")
-    parser.add_argument(
-        '--settings',
-        nargs='+',
-        choices=[s.key for s in settings()],
-        help='settings to count instead of the tasks\' table settings')
+    add_settings_argument(parser, 'settings to count instead of the tasks\' table settings')
     parser.add_argument('--json', action='store_true', help='print JSON records')
     parser.add_argument(
         '--shape',

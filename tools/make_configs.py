@@ -15,7 +15,7 @@ from typing import List, Optional
 
 import _bootstrap  # noqa: F401  # isort: skip  (quiet imports, the repository on sys.path)
 from harness.errors import ToolError, run_tool
-from harness.tasks import settings
+from harness.tasks import add_settings_argument
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -33,13 +33,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='append',
         default=[],
         help='module, .py file or package folder that registers the backbone (repeatable)')
-    parser.add_argument(
-        '--settings',
-        '--templates',
-        dest='settings',
-        nargs='+',
-        choices=[s.key for s in settings()],
-        help='which settings (default: every default setting, plus the model\'s extra ones)')
+    add_settings_argument(
+        parser, 'which settings (default: every default setting, plus the model\'s extra ones)')
     parser.add_argument(
         '--root',
         help='output folder (default: the model\'s: configs for the paper\'s models, the '

@@ -4,24 +4,20 @@
 # of the current one inside an sbatch script (tools/grid.py submit does that). The step's shape
 # comes from the environment (see tools/_srun.sh): GPUS, GPUS_PER_NODE, CPUS_PER_TASK, GRES
 # (GRES= for a CPU partition: gloo), SRUN_ARGS. PARTITION '' means the cluster's default.
+# The config, data roots and checkpoints are checked once, in one process, before srun
+# (PREFLIGHT=0 skips that): a bad input is one error line and exit 2, no job.
 #     GPUS=16 tools/slurm_train.sh gpu swin_t configs/imagenet/swin_t_in1k.py work_dirs/swin_t
 #     GPUS=2 GPUS_PER_NODE=2 GRES= tools/slurm_train.sh local toy CONFIG WORK_DIR --toy
 set -euo pipefail
-if [ $# -lt 3 ]; then
-    echo "usage: $0 PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]" >&2; exit 2
-fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-shift 3
-WORK_DIR_ARGS=()
+# shellcheck source=tools/_launch.sh
+source "$(dirname "$0")/_launch.sh"
+take_args "PARTITION JOB_NAME CONFIG [WORK_DIR] [train.py args...]" "$@"
+set -- ${REST[@]+"${REST[@]}"}
 if [ $# -gt 0 ] && [[ "$1" != --* ]]; then
-    WORK_DIR_ARGS=(--work-dir "$1")
-    shift
+    set -- --work-dir "$@"  # the optional WORK_DIR
 fi
-HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=tools/_srun.sh
 source "$HERE/_srun.sh"
 
-srun_job slurm_train.sh "$PARTITION" "$JOB_NAME" "$HERE/train.py" "$CONFIG" \
-    ${WORK_DIR_ARGS[@]+"${WORK_DIR_ARGS[@]}"} "$@"
+preflight slurm_train.sh "$HERE/train.py" "$CONFIG" "$@"
+srun_job slurm_train.sh "$PARTITION" "$JOB_NAME" "$HERE/train.py" "$CONFIG" "$@"

@@ -2,6 +2,7 @@
 from typing import Optional
 
 import torch.nn as nn
+from mmcv.cnn import ConvModule
 from torch.nn.modules.utils import _pair
 
 
@@ -49,6 +50,20 @@ class DepthwiseMixer(nn.Module):
         self.dilation = _pair(1)
         self.transposed = False
         self.output_padding = _pair(0)
+
+    def build_kernel_generator(self, kernels: int, reduction: int, norm_cfg: Optional[dict],
+                               reduce_bias: bool) -> None:
+        """The kernel generator of the dynamic mixers: ``reduce`` (1x1 conv C -> C/r, norm,
+        ReLU) and ``kernel_gen`` (1x1 conv C/r -> ``kernels``)."""
+        channels = self.in_channels
+        self.reduce = ConvModule(
+            channels,
+            channels // reduction,
+            1,
+            bias=reduce_bias,
+            norm_cfg=norm_cfg or dict(type='BN'),
+            act_cfg=dict(type='ReLU'))
+        self.kernel_gen = nn.Conv2d(channels // reduction, kernels, 1)
 
     def extra_repr(self) -> str:
         return f'{self.in_channels}, kernel_size={self.kernel_size}'

@@ -3,7 +3,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
 
 from ..ops import dynamic_dwconv
 from ..registry import MODELS
@@ -19,41 +18,33 @@ class DynamicDWConv(DepthwiseMixer):
     (no softmax), plus one learned static bias per channel. Kernels are laid out (C, K, K).
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, groups: as
-            :class:`DepthwiseMixer` (a depth-wise, size-preserving KxK conv; K defaults to 7).
+        in_channels, out_channels, kernel_size: as :class:`DepthwiseMixer` (a depth-wise,
+            size-preserving KxK conv; K defaults to 7).
         bias (bool): a learned static bias per channel. Defaults to True.
         reduction (int): r, the kernel generator's channel reduction. Defaults to 4.
         norm_cfg (dict, optional): norm of the generator; None: BN. Defaults to None (the
             backbone passes its own ``norm_cfg``).
         impl (str): implementation of the op, see :func:`backbones.ops.dynamic_dwconv`
             (``'auto'``: batch folded into groups). Defaults to ``'auto'``.
+        **conv_args: ``stride``, ``padding``, ``dilation``, ``groups`` of
+            :class:`DepthwiseMixer`, as ``ConvModule`` passes them.
     """
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: int = 7,
-                 stride: int = 1,
-                 padding: Optional[int] = None,
-                 dilation: int = 1,
-                 groups: Optional[int] = None,
                  bias: bool = True,
                  reduction: int = 4,
                  norm_cfg: Optional[dict] = None,
-                 impl: str = 'auto') -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
-        channels, k = in_channels, kernel_size
+                 impl: str = 'auto',
+                 **conv_args) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, **conv_args)
         self.impl = impl
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.reduce = ConvModule(
-            channels,
-            channels // reduction,
-            1,
-            bias=False,
-            norm_cfg=norm_cfg or dict(type='BN'),
-            act_cfg=dict(type='ReLU'))
-        self.kernel_gen = nn.Conv2d(channels // reduction, channels * k * k, 1)
-        self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.build_kernel_generator(
+            in_channels * kernel_size**2, reduction, norm_cfg, reduce_bias=False)
+        self.bias = nn.Parameter(torch.zeros(in_channels)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]

@@ -1,8 +1,7 @@
+"""I-Dynamic's mixer: one kernel per sample, position and channel group."""
 from typing import Optional
 
 import torch
-import torch.nn as nn
-from mmcv.cnn import ConvModule
 
 from ..ops import idynamic_dwconv_fused
 from ..registry import MODELS
@@ -18,42 +17,43 @@ class IDynamicDWConv(DepthwiseMixer):
     C/G contiguous channels shares its kernel, like the channels of one attention head share
     their attention weights. Zero padding, no bias.
 
-    ``kernel_groups`` is G. The official code uses G = 32 at every stage (``group_channels`` set
-    to the head count); the paper's FLOPs correspond to G = number of heads. ``impl`` selects the
-    implementation of :func:`~backbones.ops.idynamic_dwconv_fused` ('auto': fused on CPU, Triton
-    on CUDA).
+    Args:
+        in_channels, out_channels, kernel_size: as :class:`DepthwiseMixer` (a depth-wise,
+            size-preserving KxK conv; K defaults to 7).
+        bias (bool): must be False (the paper's I-Dynamic has none); accepted so that
+            ``ConvModule`` can pass it. Defaults to False.
+        kernel_groups (int): G. The official code uses G = 32 at every stage (its
+            ``group_channels`` is set to the head count); the paper's FLOPs correspond to
+            G = number of heads. Defaults to 32.
+        reduction (int): r, the kernel generator's channel reduction. Defaults to 4.
+        norm_cfg (dict, optional): norm of the generator; None: BN. Defaults to None (the
+            backbone passes its own ``norm_cfg``).
+        impl (str): implementation of :func:`~backbones.ops.idynamic_dwconv_fused`
+            (``'auto'``: fused on CPU, Triton on CUDA). Defaults to ``'auto'``.
+        **conv_args: ``stride``, ``padding``, ``dilation``, ``groups`` of
+            :class:`DepthwiseMixer`, as ``ConvModule`` passes them.
     """
 
     def __init__(self,
                  in_channels: int,
                  out_channels: int,
                  kernel_size: int = 7,
-                 stride: int = 1,
-                 padding: Optional[int] = None,
-                 dilation: int = 1,
-                 groups: Optional[int] = None,
                  bias: bool = False,
                  kernel_groups: int = 32,
                  reduction: int = 4,
                  norm_cfg: Optional[dict] = None,
-                 impl: str = 'auto') -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
+                 impl: str = 'auto',
+                 **conv_args) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, **conv_args)
         if bias:
             raise ValueError('IDynamicDWConv has no bias (as in the paper)')
         if in_channels % kernel_groups:
             raise ValueError(f'kernel_groups={kernel_groups} must divide the {in_channels} '
                              'channels')
-        channels, k = in_channels, kernel_size
         self.kernel_groups = kernel_groups
         self.impl = impl
-        self.reduce = ConvModule(
-            channels,
-            channels // reduction,
-            1,
-            bias=True,
-            norm_cfg=norm_cfg or dict(type='BN'),
-            act_cfg=dict(type='ReLU'))
-        self.kernel_gen = nn.Conv2d(channels // reduction, k * k * kernel_groups, 1)
+        self.build_kernel_generator(
+            kernel_size**2 * kernel_groups, reduction, norm_cfg, reduce_bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The generator's last 1x1 conv is fused into the op (``impl`` 'auto' / 'fused'): the

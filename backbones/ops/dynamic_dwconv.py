@@ -11,13 +11,12 @@ All implementations are compositions of ATen ops, differentiated by autograd:
 ``auto`` takes ``$DEMYSTIFY_DDWCONV_IMPL`` if set, else the fastest one measured for the device
 (``tools/benchmark.py --ops``; docs/speed.md): ``folded`` on CPU and CUDA.
 """
-import os
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from .idynamic import quiet_if_tracing
+from .dispatch import quiet_if_tracing, requested_impl
 
 DDW_IMPLS = ('auto', 'folded', 'folded_cl', 'loop', 'unfold')
 ENV_DDW_IMPL = 'DEMYSTIFY_DDWCONV_IMPL'
@@ -79,12 +78,7 @@ def _loop(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -
 
 
 def _resolve(impl: str, x: torch.Tensor) -> str:
-    if impl not in DDW_IMPLS:
-        raise ValueError(f'dynamic_dwconv: impl must be one of {DDW_IMPLS}, got {impl!r}')
-    if impl == 'auto':
-        impl = os.environ.get(ENV_DDW_IMPL, '') or 'auto'
-        if impl not in DDW_IMPLS:
-            raise ValueError(f'{ENV_DDW_IMPL}={impl!r} is not one of {DDW_IMPLS}')
+    impl = requested_impl('dynamic_dwconv', impl, DDW_IMPLS, ENV_DDW_IMPL)
     if impl == 'auto':
         impl = _AUTO.get(x.device.type, 'folded')
     return impl

@@ -22,13 +22,13 @@ import contextlib
 import functools
 import importlib.util
 import os
-import warnings
 from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from .dispatch import quiet_if_tracing, requested_impl
 from .tile_pool import run_tiles
 
 IMPLS = ('auto', 'fused', 'torch', 'triton', 'unfold')
@@ -56,18 +56,6 @@ def shape_only() -> Iterator[None]:
         yield
     finally:
         _SHAPE_ONLY[0] = before
-
-
-@contextlib.contextmanager
-def quiet_if_tracing() -> Iterator[None]:
-    """Silence TracerWarnings of shape logic: under torch.jit.trace sizes are traced values, but
-    the checks and the block/offset plans made from them are meant to be constants of the trace."""
-    if not torch.jit.is_tracing():
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)
-        yield
 
 
 def check_idynamic_shapes(x: torch.Tensor, weight: torch.Tensor) -> None:
@@ -136,28 +124,43 @@ def _as_compute(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in _HALF_TYPES else t
 
 
-def _torch_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def _planes(x: torch.Tensor,
+            weight: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, List[tuple], int]:
+    """``x`` as (B*G, C/G, H, W) planes, ``weight`` as (B*G, K*K, H, W), the offsets of the
+    kernel taps (:func:`_offsets`) and the index of the centre tap."""
     b, c, h, w = map(int, x.shape)
     g, k = int(weight.shape[1]), int(weight.shape[2])
-    n, cg, kk = b * g, c // g, k * k
-    xv = x.reshape(n, cg, h, w)
-    wv = weight.reshape(n, kk, h, w)
+    xv = x.reshape(b * g, c // g, h, w)
+    wv = weight.reshape(b * g, k * k, h, w)
+    return xv, wv, _offsets(k, h, w), k * k // 2
+
+
+def _buffer(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Where a block computes ``out``: ``out`` itself when it has the compute dtype, else a
+    buffer of that dtype that :func:`_store` copies back."""
+    return out if out.dtype == dtype else torch.empty(out.shape, dtype=dtype, device=out.device)
+
+
+def _store(out: torch.Tensor, buffer: torch.Tensor) -> None:
+    if buffer.data_ptr() != out.data_ptr():
+        out.copy_(buffer)
+
+
+def _torch_forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    xv, wv, offsets, centre = _planes(x, weight)
     y = torch.empty_like(xv)
-    offsets = _offsets(k, h, w)
-    centre = kk // 2
 
     def block(se: Tuple[int, int]) -> None:
         s, e = se
         xb, wb = _as_compute(xv[s:e]), _as_compute(wv[s:e])
-        yb = y[s:e] if y.dtype == xb.dtype else torch.empty_like(xb)
+        yb = _buffer(y[s:e], xb.dtype)
         torch.mul(xb, wb[:, centre:centre + 1], out=yb)
         for _, out, inp, wsl in offsets:
             yb[out].addcmul_(wb[wsl], xb[inp])
-        if yb.data_ptr() != y[s:e].data_ptr():
-            y[s:e].copy_(yb)
+        _store(y[s:e], yb)
 
-    run_tiles(block, [_blocks(n, cg * h * w, x.device)], x.device)
-    return y.view(b, c, h, w)
+    run_tiles(block, [_blocks(xv.shape[0], xv.shape[1:].numel(), x.device)], x.device)
+    return y.view_as(x)
 
 
 # Up to this many channels per group, grad_weight loops over them with addcmul_ (no temporary);
@@ -167,16 +170,10 @@ _GW_LOOP_MAX_CHANNELS = 4
 
 def _torch_backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, need_x: bool,
                     need_w: bool) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    b, c, h, w = map(int, x.shape)
-    g, k = int(weight.shape[1]), int(weight.shape[2])
-    n, cg, kk = b * g, c // g, k * k
-    xv = x.reshape(n, cg, h, w)
-    wv = weight.reshape(n, kk, h, w)
-    gyv = grad_y.reshape(n, cg, h, w)
+    xv, wv, offsets, centre = _planes(x, weight)
+    gyv = grad_y.reshape(xv.shape)
     gx = torch.empty_like(xv) if need_x else None
     gw = torch.empty_like(wv) if need_w else None
-    offsets = _offsets(k, h, w)
-    centre = kk // 2
 
     def block(se: Tuple[int, int]) -> None:
         s, e = se
@@ -184,22 +181,18 @@ def _torch_backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
         xb = _as_compute(xv[s:e])
         if gx is not None:
             wb = _as_compute(wv[s:e])
-            gxb = gx[s:e] if gx.dtype == gyb.dtype else torch.empty_like(gyb)
+            gxb = _buffer(gx[s:e], gyb.dtype)
             torch.mul(gyb, wb[:, centre:centre + 1], out=gxb)
             for _, out, inp, wsl in offsets:
                 gxb[inp].addcmul_(wb[wsl], gyb[out])
-            if gxb.data_ptr() != gx[s:e].data_ptr():
-                gx[s:e].copy_(gxb)
+            _store(gx[s:e], gxb)
         if gw is not None:
-            gwb = gw[s:e] if gw.dtype == gyb.dtype else torch.empty(
-                (e - s, kk, h, w), dtype=gyb.dtype, device=gyb.device)
+            gwb = _buffer(gw[s:e], gyb.dtype)
             _grad_weight_block(gwb, gyb, xb, offsets, centre)
-            if gwb.data_ptr() != gw[s:e].data_ptr():
-                gw[s:e].copy_(gwb)
+            _store(gw[s:e], gwb)
 
-    run_tiles(block, [_blocks(n, cg * h * w, x.device)], x.device)
-    return (None if gx is None else gx.view(b, c, h, w),
-            None if gw is None else gw.view(b, g, k, k, h, w))
+    run_tiles(block, [_blocks(xv.shape[0], xv.shape[1:].numel(), x.device)], x.device)
+    return (None if gx is None else gx.view_as(x), None if gw is None else gw.view_as(weight))
 
 
 def _grad_weight_block(gwb: torch.Tensor, gyb: torch.Tensor, xb: torch.Tensor, offsets: list,
@@ -242,12 +235,7 @@ def _resolve_impl(impl: str, x: torch.Tensor, fused: bool = False) -> str:
     """The implementation ``impl`` stands for on ``x``'s device. ``fused``: for
     :func:`~.idynamic_fused.idynamic_dwconv_fused`, whose 'auto' is 'fused' off CUDA; for
     :func:`idynamic_dwconv` (kernels given, nothing to fuse) 'fused' means 'torch'."""
-    if impl not in IMPLS:
-        raise ValueError(f'idynamic_dwconv: impl must be one of {IMPLS}, got {impl!r}')
-    if impl == 'auto':
-        impl = os.environ.get(ENV_IMPL, '') or 'auto'
-        if impl not in IMPLS:
-            raise ValueError(f'{ENV_IMPL}={impl!r} is not one of {IMPLS}')
+    impl = requested_impl('idynamic_dwconv', impl, IMPLS, ENV_IMPL)
     if impl == 'auto':
         impl = 'triton' if x.is_cuda and triton_available() else 'fused'
     if impl == 'fused' and not fused:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from . import idynamic as _idyn
+from .dispatch import quiet_if_tracing
 from .tile_pool import run_tiles
 
 # Elements of one (samples x channels x padded-width positions) tile of x / y: the tile of y, the
@@ -295,7 +296,7 @@ class IDynamicFusedFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, hidden: torch.Tensor, gen_weight: torch.Tensor,
                 gen_bias: Optional[torch.Tensor]) -> torch.Tensor:
-        with _idyn.quiet_if_tracing():
+        with quiet_if_tracing():
             check_fused_shapes(x, hidden, gen_weight, gen_bias)
             ctx.save_for_backward(x, hidden, gen_weight, gen_bias)
             if _idyn._SHAPE_ONLY[0]:
@@ -344,7 +345,7 @@ def idynamic_dwconv_fused(x: torch.Tensor,
     Returns:
         torch.Tensor: (B, C, H, W).
     """
-    with _idyn.quiet_if_tracing():
+    with quiet_if_tracing():
         gen_weight = _as_grouped(gen_weight, kernel_groups)
         g, k = int(gen_weight.shape[0]), int(gen_weight.shape[1])
         if gen_bias is not None:

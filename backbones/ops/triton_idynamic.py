@@ -19,89 +19,60 @@ import triton.language as tl
 
 
 @triton.jit
-def _tap_geometry(pid_p, H, W, K: tl.constexpr, KK_PAD: tl.constexpr, BLOCK_P: tl.constexpr):
-    """Positions of the block, their (row, col), and the tap offsets (dh, dw) of the tile."""
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+def _program_tile(G, H, W, K: tl.constexpr, KK_PAD: tl.constexpr, BLOCK_P: tl.constexpr):
+    """What a program owns: sample ``b`` and group ``g`` of its (sample, group) plane, the block
+    of positions (flat, with their mask), the tile's taps (index, mask), the positions' (row,
+    col) and the taps' offsets (dh, dw)."""
+    pid_n = tl.program_id(1)
+    offs_p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     mask_p = offs_p < H * W
-    row = offs_p // W
-    col = offs_p % W
     taps = tl.arange(0, KK_PAD)
     mask_k = taps < K * K
-    dh = taps // K - K // 2
-    dw = taps % K - K // 2
-    return offs_p, mask_p, row, col, taps, mask_k, dh, dw
+    return (pid_n, pid_n // G, pid_n % G, offs_p, mask_p, taps, mask_k, offs_p // W, offs_p % W,
+            taps // K - K // 2, taps % K - K // 2)
 
 
 @triton.jit
-def _fwd_kernel(X, Wt, Y, C, G, CG, H, W, CH_PER_PROG, K: tl.constexpr, KK_PAD: tl.constexpr,
-                BLOCK_P: tl.constexpr, F64: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    pid_c = tl.program_id(2)
-    HW = H * W
-    b = pid_n // G
-    g = pid_n % G
-    offs_p, mask_p, row, col, taps, mask_k, dh, dw = _tap_geometry(pid_p, H, W, K, KK_PAD, BLOCK_P)
-    acc_ty = tl.float64 if F64 else tl.float32
-    # kernel taps of this block: w[n, k, p]
-    w_ptr = Wt + pid_n.to(tl.int64) * (K * K * HW) + taps[:, None] * HW + offs_p[None, :]
-    w_tile = tl.load(w_ptr, mask=mask_k[:, None] & mask_p[None, :], other=0.).to(acc_ty)
-    # shifted source positions and their validity (zero padding)
-    src_r = row[None, :] + dh[:, None]
-    src_c = col[None, :] + dw[:, None]
-    inside = (src_r >= 0) & (src_r < H) & (src_c >= 0) & (src_c < W)
-    valid = mask_k[:, None] & mask_p[None, :] & inside
-    src = src_r * W + src_c
-    c_start = pid_c * CH_PER_PROG
-    for c in range(c_start, tl.minimum(c_start + CH_PER_PROG, CG)):
-        plane = (b * C + g * CG + c).to(tl.int64) * HW
-        x_tile = tl.load(X + plane + src, mask=valid, other=0.).to(acc_ty)
-        out = tl.sum(x_tile * w_tile, axis=0)
-        tl.store(Y + plane + offs_p, out.to(Y.dtype.element_ty), mask=mask_p)
+def _shifted(row, col, dh, dw, mask_p, mask_k, H, W, SIGN: tl.constexpr):
+    """Flat index and validity (zero padding) of position ``p + SIGN * s_k`` for every tap
+    ``k`` (rows) of every position ``p`` (columns) of the block."""
+    r = row[None, :] + SIGN * dh[:, None]
+    c = col[None, :] + SIGN * dw[:, None]
+    inside = (r >= 0) & (r < H) & (c >= 0) & (c < W)
+    return r * W + c, mask_k[:, None] & mask_p[None, :] & inside
 
 
 @triton.jit
-def _bwd_input_kernel(GY, Wt, GX, C, G, CG, H, W, CH_PER_PROG, K: tl.constexpr,
-                      KK_PAD: tl.constexpr, BLOCK_P: tl.constexpr, F64: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    pid_c = tl.program_id(2)
-    HW = H * W
-    b = pid_n // G
-    g = pid_n % G
-    offs_p, mask_p, row, col, taps, mask_k, dh, dw = _tap_geometry(pid_p, H, W, K, KK_PAD, BLOCK_P)
+def _gather_kernel(SRC, Wt, DST, C, G, CG, H, W, CH_PER_PROG, K: tl.constexpr, KK_PAD: tl.constexpr,
+                   BLOCK_P: tl.constexpr, F64: tl.constexpr, SIGN: tl.constexpr):
+    """``DST[c, p] = sum_k w[k, p + SIGN s_k] * SRC[c, p + SIGN s_k]`` with the weight tap
+    read at the shifted position for SIGN = -1 (grad input: gx[c, q] = sum_k w[k, q - s_k]
+    gy[c, q - s_k]) and at ``p`` for SIGN = +1 (forward: y[c, p] = sum_k w[k, p] x[c, p + s_k])."""
+    pid_n, b, g, offs_p, mask_p, taps, mask_k, row, col, dh, dw = _program_tile(
+        G, H, W, K, KK_PAD, BLOCK_P)
     acc_ty = tl.float64 if F64 else tl.float32
-    # output positions q - s_k that read position q through tap k
-    dst_r = row[None, :] - dh[:, None]
-    dst_c = col[None, :] - dw[:, None]
-    inside = (dst_r >= 0) & (dst_r < H) & (dst_c >= 0) & (dst_c < W)
-    valid = mask_k[:, None] & mask_p[None, :] & inside
-    dst = dst_r * W + dst_c
-    w_ptr = Wt + pid_n.to(tl.int64) * (K * K * HW) + taps[:, None] * HW + dst
-    w_tile = tl.load(w_ptr, mask=valid, other=0.).to(acc_ty)
-    c_start = pid_c * CH_PER_PROG
+    HW = H * W
+    shifted, valid = _shifted(row, col, dh, dw, mask_p, mask_k, H, W, SIGN)
+    w_pos = offs_p[None, :] if SIGN > 0 else shifted
+    w_valid = mask_k[:, None] & mask_p[None, :] if SIGN > 0 else valid
+    w_ptr = Wt + pid_n.to(tl.int64) * (K * K * HW) + taps[:, None] * HW + w_pos
+    w_tile = tl.load(w_ptr, mask=w_valid, other=0.).to(acc_ty)
+    c_start = tl.program_id(2) * CH_PER_PROG
     for c in range(c_start, tl.minimum(c_start + CH_PER_PROG, CG)):
         plane = (b * C + g * CG + c).to(tl.int64) * HW
-        gy_tile = tl.load(GY + plane + dst, mask=valid, other=0.).to(acc_ty)
-        out = tl.sum(gy_tile * w_tile, axis=0)
-        tl.store(GX + plane + offs_p, out.to(GX.dtype.element_ty), mask=mask_p)
+        src_tile = tl.load(SRC + plane + shifted, mask=valid, other=0.).to(acc_ty)
+        out = tl.sum(src_tile * w_tile, axis=0)
+        tl.store(DST + plane + offs_p, out.to(DST.dtype.element_ty), mask=mask_p)
 
 
 @triton.jit
 def _bwd_weight_kernel(GY, X, GW, C, G, CG, H, W, K: tl.constexpr, KK_PAD: tl.constexpr,
                        BLOCK_P: tl.constexpr, F64: tl.constexpr):
-    pid_p = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    HW = H * W
-    b = pid_n // G
-    g = pid_n % G
-    offs_p, mask_p, row, col, taps, mask_k, dh, dw = _tap_geometry(pid_p, H, W, K, KK_PAD, BLOCK_P)
+    pid_n, b, g, offs_p, mask_p, taps, mask_k, row, col, dh, dw = _program_tile(
+        G, H, W, K, KK_PAD, BLOCK_P)
     acc_ty = tl.float64 if F64 else tl.float32
-    src_r = row[None, :] + dh[:, None]
-    src_c = col[None, :] + dw[:, None]
-    inside = (src_r >= 0) & (src_r < H) & (src_c >= 0) & (src_c < W)
-    valid = mask_k[:, None] & mask_p[None, :] & inside
-    src = src_r * W + src_c
+    HW = H * W
+    src, valid = _shifted(row, col, dh, dw, mask_p, mask_k, H, W, 1)
     acc = tl.zeros((KK_PAD, BLOCK_P), dtype=acc_ty)
     for c in range(0, CG):
         plane = (b * C + g * CG + c).to(tl.int64) * HW
@@ -134,36 +105,42 @@ def _check(*tensors: torch.Tensor) -> None:
             raise ValueError('triton I-Dynamic kernels need contiguous tensors')
 
 
+def _meta(x: torch.Tensor, weight: torch.Tensor) -> dict:
+    """The kernels' compile-time constants for input ``x`` and kernels ``weight``."""
+    k = weight.shape[2]
+    kk_pad, block_p = _config(k, x.shape[2] * x.shape[3])
+    return dict(K=k, KK_PAD=kk_pad, BLOCK_P=block_p, F64=x.dtype == torch.float64)
+
+
+def _gather(src: torch.Tensor, weight: torch.Tensor, dst: torch.Tensor, sign: int,
+            meta: dict) -> None:
+    b, c, h, w = src.shape
+    g = weight.shape[1]
+    n_p = triton.cdiv(h * w, meta['BLOCK_P'])
+    cpp = _channels_per_program(c // g, n_p * b * g, src.device)
+    grid = (n_p, b * g, triton.cdiv(c // g, cpp))
+    _gather_kernel[grid](src, weight, dst, c, g, c // g, h, w, cpp, SIGN=sign, **meta)
+
+
 def forward(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     _check(x, weight)
-    b, c, h, w = x.shape
-    g, k = weight.shape[1], weight.shape[2]
-    kk_pad, block_p = _config(k, h * w)
     y = torch.empty_like(x)
-    n_p = triton.cdiv(h * w, block_p)
-    cpp = _channels_per_program(c // g, n_p * b * g, x.device)
-    grid = (n_p, b * g, triton.cdiv(c // g, cpp))
-    meta = dict(K=k, KK_PAD=kk_pad, BLOCK_P=block_p, F64=x.dtype == torch.float64)
-    _fwd_kernel[grid](x, weight, y, c, g, c // g, h, w, cpp, **meta)
+    _gather(x, weight, y, 1, _meta(x, weight))
     return y
 
 
 def backward(grad_y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, need_x: bool,
              need_w: bool) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     _check(grad_y, x, weight)
-    b, c, h, w = x.shape
-    g, k = weight.shape[1], weight.shape[2]
-    kk_pad, block_p = _config(k, h * w)
-    n_p = triton.cdiv(h * w, block_p)
-    meta = dict(K=k, KK_PAD=kk_pad, BLOCK_P=block_p, F64=x.dtype == torch.float64)
+    meta = _meta(x, weight)
     gx = gw = None
     if need_x:
         gx = torch.empty_like(x)
-        cpp = _channels_per_program(c // g, n_p * b * g, x.device)
-        grid = (n_p, b * g, triton.cdiv(c // g, cpp))
-        _bwd_input_kernel[grid](grad_y, weight, gx, c, g, c // g, h, w, cpp, **meta)
+        _gather(grad_y, weight, gx, -1, meta)
     if need_w:
+        b, c, h, w = x.shape
+        g = weight.shape[1]
         gw = torch.empty_like(weight)
-        grid = (n_p, b * g)
+        grid = (triton.cdiv(h * w, meta['BLOCK_P']), b * g)
         _bwd_weight_kernel[grid](grad_y, x, gw, c, g, c // g, h, w, **meta)
     return gx, gw

@@ -175,6 +175,11 @@ class BackboneChecker:
             self.tmp = None
         return results
 
+    def count(self, checks: Optional[Sequence[str]] = None) -> int:
+        """How many results :meth:`run` reports for ``checks`` (``toy_step``: one per
+        setting)."""
+        return sum(len(self._jobs(c)) for c in CHECKS if checks is None or c in checks)
+
     def _jobs(self, name: str) -> List[Tuple[str, Callable[[], str]]]:
         """(label, job) of check ``name``: one, or one per setting for ``toy_step``."""
         check = CHECK_FUNCTIONS[name]

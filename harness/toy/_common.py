@@ -113,6 +113,14 @@ class ToyDataset:
             params=dict(params))
 
 
+def scene_limits(min_size: int) -> Dict[str, Any]:
+    """``bounds`` and ``size_range`` of a :class:`ToyDataset` of train and val scenes of random
+    non-square sizes (COCO, ADE20K): at least one image per split, sides from ``min_size``."""
+    return dict(
+        bounds=dict(train_images=(1, None), val_images=(1, None), min_size=(min_size, None)),
+        size_range=('min_size', 'max_size'))
+
+
 def image_rng(seed: int, task: str, stream: str, index: int = 0) -> np.random.Generator:
     """A random generator that depends only on its arguments.
 

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from ._common import (ToyDataset, image_rng, jitter_colour, random_image_size, save_jpeg,
-                      smooth_noise)
+                      scene_limits, smooth_noise)
 
 GENERATOR = 'backbones.toy.ade20k'
 VERSION = 1
@@ -166,6 +166,5 @@ DATASET = ToyDataset(
     VERSION,
     DEFAULTS,
     _build,
-    bounds=dict(train_images=(1, None), val_images=(1, None), min_size=(32, None)),
-    size_range=('min_size', 'max_size'),
-    check_args=dict(num_classes=len(CLASSES)))
+    check_args=dict(num_classes=len(CLASSES)),
+    **scene_limits(32))

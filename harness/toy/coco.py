@@ -28,7 +28,8 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ._common import (ToyDataset, disc_mask, image_rng, jitter_colour, polygon_mask,
-                      random_image_size, save_jpeg, shape_polygon, smooth_noise, write_json)
+                      random_image_size, save_jpeg, scene_limits, shape_polygon, smooth_noise,
+                      write_json)
 
 GENERATOR = 'backbones.toy.coco'
 VERSION = 1
@@ -159,11 +160,4 @@ def _build(out: Path, seed: int, train_images: int, val_images: int, min_size: i
 
 
 #: The toy COCO (stamped with its old module name, so existing datasets stay current).
-DATASET = ToyDataset(
-    'coco',
-    GENERATOR,
-    VERSION,
-    DEFAULTS,
-    _build,
-    bounds=dict(train_images=(1, None), val_images=(1, None), min_size=(64, None)),
-    size_range=('min_size', 'max_size'))
+DATASET = ToyDataset('coco', GENERATOR, VERSION, DEFAULTS, _build, **scene_limits(64))
