@@ -1,12 +1,13 @@
 """Measuring one benchmark case in a process of its own.
 
 Every case (one operator, one backbone in one mode, one task model) runs in a process of its own
-(:func:`spawn`), so that cases cannot disturb one another's allocator state or caches: a child
-forked from a fork server that has imported torch and the harness once and run nothing (so a
-case starts in a fraction of a second instead of the 7 s of a fresh interpreter). The child
-builds the step of its case, times it with :class:`torch.utils.benchmark.Timer` and measures
-the peak memory of one more step. ``python -m harness.benchmark SPEC`` runs one case in a fresh
-interpreter instead.
+(:func:`spawn`), so that cases cannot disturb one another's allocator state or caches: a fresh
+interpreter (``python -m harness.benchmark SPEC``, 7 s of imports), or with ``--fork-server`` a
+child forked from a server that imported torch and the harness once and ran nothing (a case
+starts in a fraction of a second, but its times came out ~5-15% slower in a check here: 604 /
+619 ms vs 519 / 593 ms for a DW-Conv-T inference step, so the tables use fresh interpreters and
+the tests the fork server). The child builds the step of its case, times it with
+:class:`torch.utils.benchmark.Timer` and measures the peak memory of one more step.
 
 Timing: ``Timer.timeit(repeats)`` runs the step twice untimed (its own warm-up), then
 ``repeats`` times in one timed block; the result is the mean time of one step. ``warmup`` runs
@@ -34,6 +35,7 @@ import importlib
 import json
 import os
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
@@ -190,9 +192,28 @@ def _child(spec: Dict[str, Any], conn: Any, log: str) -> None:
         raise
 
 
-def spawn(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
-    """Run :func:`run_case` in a process of its own; ``{'error': ...}`` if it fails or times
-    out."""
+def _spawn_fresh(spec: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    """:func:`run_case` in a fresh interpreter (``python -m harness.benchmark SPEC``)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec['threads']))
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    cmd = [sys.executable, '-m', 'harness.benchmark', json.dumps(spec)]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {timeout:.0f} s')
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no output']
+    return dict(error=f'exit {proc.returncode}: {tail[0]}')
+
+
+def spawn(spec: Dict[str, Any], timeout: float, fork_server: bool = False) -> Dict[str, Any]:
+    """Run :func:`run_case` in a process of its own: a fresh interpreter, or with
+    ``fork_server`` a child of the fork server; ``{'error': ...}`` if it fails or times out."""
+    if not fork_server:
+        return _spawn_fresh(spec, timeout)
     import tempfile
     ctx = _fork_server()
     receive, send = ctx.Pipe(duplex=False)
@@ -232,7 +253,8 @@ def _median_of_rounds(results: List[Dict[str, Any]]) -> Dict[str, Any]:
 def measure_all(specs: Dict[str, Dict[str, Any]],
                 timeout: float,
                 rounds: int = 1,
-                quiet: bool = False) -> Dict[str, Dict[str, Any]]:
+                quiet: bool = False,
+                fork_server: bool = False) -> Dict[str, Dict[str, Any]]:
     """Measure every case, each in its own process, ``rounds`` times interleaved (A B C, A B C,
     ...), with a ``[i/N] measured ... (elapsed, ETA)`` line on stderr per case run.
 
@@ -242,6 +264,8 @@ def measure_all(specs: Dict[str, Dict[str, Any]],
         rounds (int): times each case runs; the time is the median over rounds, the memory the
             largest. Defaults to 1.
         quiet (bool): no progress lines. Defaults to False.
+        fork_server (bool): children of the fork server instead of fresh interpreters
+            (see the module docstring). Defaults to False.
 
     Returns:
         dict: name -> result (with ``round_ms``), or ``{'error': ...}`` if every round failed.
@@ -250,7 +274,7 @@ def measure_all(specs: Dict[str, Dict[str, Any]],
     runs: Dict[str, List[Dict[str, Any]]] = {name: [] for name in specs}
     for i in range(rounds):
         for name, spec in specs.items():
-            result = spawn(spec, timeout)
+            result = spawn(spec, timeout, fork_server)
             runs[name].append(result)
             if not quiet:
                 tag = f' (round {i + 1})' if rounds > 1 else ''
@@ -314,6 +338,8 @@ class RunConfig:
         rounds (int): interleaved runs of every case. Defaults to 1.
         timeout (float): seconds per case run. Defaults to 1800.
         quiet (bool): no progress lines on stderr. Defaults to False.
+        fork_server (bool): cases start as children of a fork server (fast to start, for
+            checks of the plumbing) instead of fresh interpreters. Defaults to False.
     """
     device: str = 'cpu'
     dtype: str = 'float32'
@@ -323,6 +349,7 @@ class RunConfig:
     rounds: int = 1
     timeout: float = 1800
     quiet: bool = False
+    fork_server: bool = False
 
     #: the settings a case's process reads
     CASE_KEYS = ('device', 'dtype', 'threads', 'warmup', 'repeats')
@@ -333,7 +360,7 @@ class RunConfig:
 
     def measure(self, specs: Dict[str, Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
         """:func:`~.measure.measure_all` with these settings."""
-        return measure_all(specs, self.timeout, self.rounds, self.quiet)
+        return measure_all(specs, self.timeout, self.rounds, self.quiet, self.fork_server)
 
     def describe(self) -> Dict[str, Any]:
         """The settings for a report, with the torch version."""
