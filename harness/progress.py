@@ -41,10 +41,11 @@ class Progress:
         self.done += 1
         elapsed = time.monotonic() - self.start
         eta = self.eta()
-        tail = f', ETA {format_seconds(eta)}' if eta and self.done < self.total else ''
+        left = [f'ETA {format_seconds(eta)}'] if eta and self.done < self.total else []
+        line = f'[{self.done}/{self.total}] {message}'
         if clock:
-            line = f'[{self.done}/{self.total}] {message} ({format_seconds(elapsed)}{tail})'
-        else:
-            line = f'[{self.done}/{self.total}] {message}' + (f' [{tail[2:]}]' if tail else '')
+            line += f' ({", ".join([format_seconds(elapsed)] + left)})'
+        elif left:
+            line += f' [{left[0]}]'
         print(line, file=self.stream or sys.stderr, flush=True)
         return line

@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from ..progress import Progress
@@ -184,7 +185,6 @@ def _child(spec: Dict[str, Any], conn: Any, log: str) -> None:
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    os.environ['OMP_NUM_THREADS'] = str(spec['threads'])
     try:
         conn.send(run_case(spec))
     except BaseException as exc:  # the parent reports it as the case's error
@@ -229,7 +229,7 @@ def spawn(spec: Dict[str, Any], timeout: float, fork_server: bool = False) -> Di
             error = f'timed out after {timeout:.0f} s'
         except EOFError:  # died without a word: killed, or crashed in native code
             proc.join()
-            tail = open(log.name, errors='replace').read().strip().splitlines()[-1:]
+            tail = Path(log.name).read_text(errors='replace').strip().splitlines()[-1:]
             error = f'exit {proc.exitcode}: {tail[0] if tail else "no output"}'
         finally:
             if proc.is_alive():
