@@ -1,8 +1,9 @@
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import Callable, ContextManager, Dict, Iterator, Optional, Tuple
+from typing import Callable, ContextManager, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import torch
@@ -15,6 +16,26 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import backbones  # noqa: E402,F401  (registers everything)
+
+
+@pytest.fixture(scope='module')
+def module_tmp(request, tmp_path_factory) -> Iterator[Callable[[str], Path]]:
+    """``module_tmp(name)`` makes a new folder for outputs that the tests of one module share
+    (toy runs of full-size models: a few hundred MB per checkpoint). The folders are removed
+    when the module's tests are done, unless one of them failed, as pytest removes the
+    ``tmp_path`` of a test that passed (``tmp_path_retention_policy`` in setup.cfg): kept, the
+    suite's outputs come to 16 GB, more than a CI machine may have free."""
+    made: List[Path] = []
+    failed_before = request.session.testsfailed
+
+    def make(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    if request.session.testsfailed == failed_before:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope='session')

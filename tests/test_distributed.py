@@ -286,13 +286,13 @@ def within(diff: Dict[str, float], tol: Dict[str, float]) -> Dict[str, bool]:
 
 
 @pytest.fixture(scope='module')
-def one_process_runs(tmp_path_factory, hooks_dir, toy_data) -> Callable[[str, str], dict]:
+def one_process_runs(module_tmp, hooks_dir, toy_data) -> Callable[[str, str], dict]:
     """The 1-process reference run of (task, model), made once for the tests of this module."""
     runs: Dict[Tuple[str, str], dict] = {}
 
     def get(task: str, model: str) -> dict:
         if (task, model) not in runs:
-            root = tmp_path_factory.mktemp(f'{task}_{model}_np1')
+            root = module_tmp(f'{task}_{model}_np1')
             runs[task, model] = train(task, model, 1, toy_data(task, **SETUP[task]['sizes']), root,
                                       hooks_dir)
         return runs[task, model]

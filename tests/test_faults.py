@@ -67,9 +67,9 @@ def tiny_imagenet(toy_data) -> Path:
 
 
 @pytest.fixture(scope='module')
-def uninterrupted(tiny_imagenet, tmp_path_factory) -> Path:
+def uninterrupted(tiny_imagenet, module_tmp) -> Path:
     """The reference: the tiny 3-epoch run, start to end."""
-    work_dir = tmp_path_factory.mktemp('uninterrupted')
+    work_dir = module_tmp('uninterrupted')
     proc = run(train_cmd(work_dir, tiny_imagenet))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return work_dir

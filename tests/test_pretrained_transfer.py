@@ -30,10 +30,10 @@ def _randomise(model: torch.nn.Module) -> None:
 
 
 @pytest.fixture(scope='module')
-def classification_checkpoints(tmp_path_factory):
+def classification_checkpoints(module_tmp):
     """model -> (path of a classification checkpoint, its backbone state dict)."""
     out = {}
-    folder = tmp_path_factory.mktemp('cls')
+    folder = module_tmp('cls')
     for model in MODELS_T:
         cfg = Config.fromfile(osp.join(ROOT, config_path(model, 'imagenet')))
         classifier = build_task_model(cfg.model.to_dict(), 'imagenet')

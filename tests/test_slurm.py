@@ -174,10 +174,10 @@ def test_slurm_train_writes_the_record_of_dist_train_and_slurm_test_agrees(
 
 
 @pytest.fixture(scope='module')
-def full_grid(slurm_cluster, toy_data, tmp_path_factory) -> dict:
+def full_grid(slurm_cluster, toy_data, module_tmp) -> dict:
     """2 models x (ImageNet -> ADE20K) submitted twice, then waited for; its ImageNet runs are
     the uninterrupted references of the fault tests."""
-    work_dirs = tmp_path_factory.mktemp('grid')
+    work_dirs = module_tmp('grid')
     start = time.time()
     first = grid('submit', work_dirs, toy_data)
     assert first.returncode == 0, first.stderr[-3000:]

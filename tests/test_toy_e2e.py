@@ -97,14 +97,14 @@ def train(task: str, model: str, work_dir: Path, data: Path, *extra: str) -> dic
 
 
 @pytest.fixture(scope='module')
-def imagenet_run(toy_data, tmp_path_factory) -> Callable[[str], Path]:
+def imagenet_run(toy_data, module_tmp) -> Callable[[str], Path]:
     """The toy ImageNet run of a model (made once): the dense toy runs start from its
     checkpoint, as full-scale ones start from the ImageNet checkpoint."""
     done: Dict[str, Path] = {}
 
     def get(model: str) -> Path:
         if model not in done:
-            work_dir = tmp_path_factory.mktemp(f'imagenet_{model}')
+            work_dir = module_tmp(f'imagenet_{model}')
             train('imagenet', model, work_dir, data_of(toy_data, 'imagenet'))
             done[model] = work_dir
         return done[model]
