@@ -43,6 +43,9 @@ def test_ops_json_has_the_ratios_of_the_targets():
         assert isinstance(rep[key], float) and rep[key] > 0, (key, rep)
     assert not rep['errors']
     assert rep['time_ms']['idynamic'] > 0 and rep['batch_size'] == 1 and rep['threads'] == 1
+    # 'auto' is the compiled kernels here; the PyTorch-only paths are measured beside them
+    assert rep['idynamic_impl'] == 'cpp'
+    assert rep['time_ms']['idynamic_torch'] > 0 and rep['time_ms']['idynamic_mixer_fused'] > 0
 
 
 def test_models_json_records(tmp_path):

@@ -12,7 +12,7 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from backbones.ops import (IDynamicDWConvFunction, available_impls, dynamic_dwconv,
+from backbones.ops import (IDynamicDWConvFunction, available_impls, cpu_kernels, dynamic_dwconv,
                            dynamic_dwconv_reference)
 from backbones.ops import idynamic as idynamic_mod
 from backbones.ops import idynamic_dwconv, idynamic_dwconv_reference
@@ -43,19 +43,27 @@ def _fwd_bwd(fn, x, weight):
     return y, gx, gw
 
 
-@pytest.fixture(params=[False, True], ids=['one_block', 'many_blocks'])
-def cpu_blocks(request, monkeypatch):
-    """Run the CPU path both as one block and as one (sample, group) plane per block."""
-    if request.param:
+@pytest.fixture(params=['torch', 'torch_blocks', 'cpp'])
+def cpu_impl(request, monkeypatch) -> str:
+    """The CPU implementations: 'torch' as one block and as one (sample, group) plane per block,
+    and the compiled kernels."""
+    if request.param == 'torch_blocks':
         monkeypatch.setattr(idynamic_mod, '_CPU_BLOCK_ELEMS', 1)
+        return 'torch'
     return request.param
+
+
+def test_the_cpu_kernels_build_here():
+    """A machine with a C++ compiler (CI's) builds them: otherwise 'auto' would quietly fall back
+    to the slower 'torch' path and the 'cpp' cases below would test nothing."""
+    assert cpu_kernels.available(), cpu_kernels.unavailable_reason()
 
 
 @pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 @pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_idynamic_matches_unfold(shape, dtype, tol, cpu_blocks):
+def test_idynamic_matches_unfold(shape, dtype, tol, cpu_impl):
     x, weight = _inputs(*shape, dtype=dtype)
-    got = _fwd_bwd(lambda a, b: idynamic_dwconv(a, b, impl='torch'), x, weight)
+    got = _fwd_bwd(lambda a, b: idynamic_dwconv(a, b, impl=cpu_impl), x, weight)
     ref = _fwd_bwd(idynamic_dwconv_reference, x, weight)
     for name, g, r in zip(('y', 'grad_x', 'grad_weight'), got, ref):
         assert g.shape == r.shape and g.dtype == r.dtype, name
@@ -66,6 +74,14 @@ def test_idynamic_auto_is_the_function_on_cpu(monkeypatch):
     monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
     x, weight = _inputs(1, 4, 5, 5, 3, 2)
     assert type(idynamic_dwconv(x, weight).grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
+    assert idynamic_mod._resolve_impl('auto', x) == 'cpp'
+    monkeypatch.setattr(cpu_kernels, '_build', lambda: 'no compiler')
+    assert idynamic_mod._resolve_impl('auto', x) == 'torch'
+    with pytest.raises(
+            ValueError, match="impl='cpp' but the CPU kernels could not be built: "
+            'no compiler'):
+        idynamic_dwconv(x, weight, impl='cpp')
+    monkeypatch.undo()
     monkeypatch.setenv(idynamic_mod.ENV_IMPL, 'unfold')
     assert 'IDynamicDWConvFunction' not in type(idynamic_dwconv(x, weight).grad_fn).__name__
     monkeypatch.setenv(idynamic_mod.ENV_IMPL, 'bogus')
@@ -73,19 +89,21 @@ def test_idynamic_auto_is_the_function_on_cpu(monkeypatch):
         idynamic_dwconv(x, weight)
 
 
+@pytest.mark.parametrize('impl', ['torch', 'cpp'])
 @pytest.mark.parametrize('shape', [(1, 4, 5, 4, 3, 2), (2, 3, 4, 5, 7, 1), (1, 2, 3, 3, 3, 2)])
-def test_idynamic_gradcheck(shape):
+def test_idynamic_gradcheck(shape, impl):
     x, weight = _inputs(*shape)
-    assert torch.autograd.gradcheck(lambda a, b: IDynamicDWConvFunction.apply(a, b, 'torch'),
+    assert torch.autograd.gradcheck(lambda a, b: IDynamicDWConvFunction.apply(a, b, impl),
                                     (x, weight))
 
 
+@pytest.mark.parametrize('impl', ['torch', 'cpp'])
 @pytest.mark.parametrize('dtype,ulp', [(torch.bfloat16, 2.0**-8), (torch.float16, 2.0**-11)])
-def test_idynamic_half_precision(dtype, ulp):
+def test_idynamic_half_precision(dtype, ulp, impl):
     """On inputs representable in ``dtype``, forward and gradients are the float32 result rounded
     once (float32 accumulation): error <= 1 ulp of the dtype at each value's magnitude."""
     x, weight = _inputs(2, 8, 13, 9, 7, 4, dtype=dtype)
-    got = _fwd_bwd(lambda a, b: idynamic_dwconv(a, b, impl='torch'), x, weight)
+    got = _fwd_bwd(lambda a, b: idynamic_dwconv(a, b, impl=impl), x, weight)
     x32 = x.detach().float().requires_grad_()
     w32 = weight.detach().float().requires_grad_()
     ref = _fwd_bwd(lambda a, b: idynamic_dwconv(a, b, impl='torch'), x32, w32)
@@ -136,7 +154,7 @@ class _SizeLog(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize('impl', ['torch', 'unfold'])
+@pytest.mark.parametrize('impl', ['torch', 'cpp', 'unfold'])
 def test_idynamic_memory_light(impl):
     """Only x and weight are saved, and no op creates anything larger than the inputs; the
     unfold reference is the control (it must fail both checks)."""
@@ -150,13 +168,14 @@ def test_idynamic_memory_light(impl):
     with _SizeLog() as log_bwd:
         y.backward(torch.ones_like(y))
     largest = max(log.sizes + log_bwd.sizes)
-    if impl == 'torch':
+    if impl != 'unfold':
         assert sorted(saved) == sorted([x.numel(), weight.numel()])
         assert largest <= weight.numel() < patches
     else:
         assert max(saved) >= patches and largest >= patches
 
 
+@pytest.mark.filterwarnings('ignore:`torch.jit.trace.*` is deprecated:FutureWarning')
 def test_idynamic_jit_trace():
 
     class Mixer(torch.nn.Module):
@@ -204,7 +223,7 @@ def test_bad_impl_names():
 
 def test_available_impls():
     impls = available_impls()
-    assert {'torch', 'unfold'} <= set(impls['idynamic_dwconv'])
+    assert {'cpp', 'torch', 'unfold'} <= set(impls['idynamic_dwconv'])
     assert set(impls['dynamic_dwconv']) == {'folded', 'folded_cl', 'loop', 'unfold'}
 
 

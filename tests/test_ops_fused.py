@@ -11,7 +11,7 @@ import torch
 from torch.autograd.graph import saved_tensors_hooks
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from backbones.ops import FLOP_HANDLES, IDynamicFusedFunction
+from backbones.ops import FLOP_HANDLES, IDynamicFusedFunction, cpu_kernels
 from backbones.ops import idynamic as idynamic_mod
 from backbones.ops import idynamic_dwconv, idynamic_dwconv_fused, idynamic_dwconv_fused_reference
 from backbones.ops import idynamic_fused as fused_mod
@@ -56,19 +56,24 @@ _ref = idynamic_dwconv_fused_reference
 NAMES = ('y', 'grad_x', 'grad_hidden', 'grad_gen_weight', 'grad_gen_bias')
 
 
-@pytest.fixture(params=['one_tile', 'row_tiles', 'sample_tiles'])
-def tiles(request, monkeypatch):
-    """Tiles of whole batches, of one row of one sample, and of a few whole samples."""
+@pytest.fixture(params=['one_tile', 'row_tiles', 'sample_tiles', 'cpp', 'cpp_row_tiles'])
+def tiled_impl(request, monkeypatch) -> str:
+    """The fused implementations and their tilings: in PyTorch, tiles of whole batches, of one row
+    of one sample, and of a few whole samples; compiled, the default tiles (whole samples at
+    these sizes) and tiles of 2 rows."""
+    if request.param.startswith('cpp'):
+        monkeypatch.setattr(cpu_kernels, 'TILE_ROWS', 2 if request.param == 'cpp_row_tiles' else 0)
+        return 'cpp'
     sizes = {'one_tile': 1 << 30, 'row_tiles': 1, 'sample_tiles': 2 * 12 * 13 * 15}
     monkeypatch.setattr(fused_mod, '_TILE_ELEMS', sizes[request.param])
-    return request.param
+    return 'fused'
 
 
 @pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 @pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-10), (torch.float32, 1e-4)])
-def test_fused_matches_unfused(shape, dtype, tol, tiles):
+def test_fused_matches_unfused(shape, dtype, tol, tiled_impl):
     inputs = _inputs(*shape, dtype=dtype)
-    got = _fwd_bwd(_fused('fused'), inputs)
+    got = _fwd_bwd(_fused(tiled_impl), inputs)
     ref = _fwd_bwd(_ref, inputs)
     for name, g, r in zip(NAMES, got, ref):
         assert g.shape == r.shape and g.dtype == r.dtype, name
@@ -77,14 +82,15 @@ def test_fused_matches_unfused(shape, dtype, tol, tiles):
             g / (1 + r.abs().max()), r / (1 + r.abs().max()), rtol=tol, atol=tol, msg=name)
 
 
-def test_fused_without_bias_and_grads_of_some_inputs():
+@pytest.mark.parametrize('impl', ['fused', 'cpp'])
+def test_fused_without_bias_and_grads_of_some_inputs(impl):
     x, hidden, gen_weight, _ = _inputs(2, 8, 3, 9, 7, 5, 4)
-    got = _fwd_bwd(_fused('fused'), (x, hidden, gen_weight, None))
+    got = _fwd_bwd(_fused(impl), (x, hidden, gen_weight, None))
     ref = _fwd_bwd(_ref, (x, hidden, gen_weight, None))
     for g, r in zip(got, ref):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
     for needed in [(x, ), (hidden, ), (gen_weight, ), (x, gen_weight)]:
-        y = idynamic_dwconv_fused(x, hidden, gen_weight, None, impl='fused')
+        y = idynamic_dwconv_fused(x, hidden, gen_weight, None, impl=impl)
         grads = torch.autograd.grad(y, needed, torch.ones_like(y))
         y_ref = _ref(x, hidden, gen_weight, None)
         grads_ref = torch.autograd.grad(y_ref, needed, torch.ones_like(y_ref))
@@ -92,18 +98,21 @@ def test_fused_without_bias_and_grads_of_some_inputs():
             torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize('impl', ['fused', 'cpp'])
 @pytest.mark.parametrize('shape', [(1, 4, 2, 5, 4, 3, 2), (2, 3, 2, 4, 5, 5, 1),
                                    (1, 6, 1, 3, 3, 3, 2)])
-def test_fused_gradcheck(shape, monkeypatch):
+def test_fused_gradcheck(shape, impl, monkeypatch):
     b, c, r, h, w, k, g = shape
     monkeypatch.setattr(fused_mod, '_TILE_ELEMS', 2 * c * (w + k))  # two rows per tile
+    monkeypatch.setattr(cpu_kernels, 'TILE_ROWS', 2)
     x, hidden, gen_weight, gen_bias = _inputs(*shape)
-    assert torch.autograd.gradcheck(IDynamicFusedFunction.apply, (x, hidden, gen_weight, gen_bias))
-    assert torch.autograd.gradcheck(lambda *a: IDynamicFusedFunction.apply(*a, None),
+    assert torch.autograd.gradcheck(lambda *a: IDynamicFusedFunction.apply(*a, impl),
+                                    (x, hidden, gen_weight, gen_bias))
+    assert torch.autograd.gradcheck(lambda *a: IDynamicFusedFunction.apply(*a, None, impl),
                                     (x, hidden, gen_weight))
 
 
-@pytest.mark.parametrize('impl', ['auto', 'fused', 'torch', 'unfold'])
+@pytest.mark.parametrize('impl', ['auto', 'fused', 'cpp', 'torch', 'unfold'])
 def test_every_impl_of_the_fused_api_agrees(impl, monkeypatch):
     monkeypatch.delenv(idynamic_mod.ENV_IMPL, raising=False)
     inputs = _inputs(2, 8, 3, 9, 7, 5, 4)
@@ -116,6 +125,11 @@ def test_auto_is_the_fused_function_on_cpu(monkeypatch):
     x, hidden, gen_weight, gen_bias = _inputs(1, 4, 2, 5, 5, 3, 2)
     y = idynamic_dwconv_fused(x, hidden, gen_weight, gen_bias)
     assert type(y.grad_fn).__name__ == 'IDynamicFusedFunctionBackward'
+    # the compiled fused kernels where they build, the PyTorch tiles where they do not
+    assert idynamic_mod._resolve_impl('auto', x, fused=True) == 'cpp'
+    with monkeypatch.context() as patched:
+        patched.setattr(cpu_kernels, '_build', lambda: 'no compiler')
+        assert idynamic_mod._resolve_impl('auto', x, fused=True) == 'fused'
     monkeypatch.setenv(idynamic_mod.ENV_IMPL, 'torch')
     y = idynamic_dwconv_fused(x, hidden, gen_weight, gen_bias)
     assert type(y.grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
@@ -127,13 +141,14 @@ def test_auto_is_the_fused_function_on_cpu(monkeypatch):
                                 impl='fused').grad_fn).__name__ == 'IDynamicDWConvFunctionBackward'
 
 
+@pytest.mark.parametrize('impl', ['fused', 'cpp'])
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_fused_half_precision(dtype):
+def test_fused_half_precision(dtype, impl):
     """Half inputs are computed in float32 and rounded once at the end."""
     inputs = _inputs(2, 8, 3, 13, 9, 7, 4, dtype=dtype)
-    got = _fwd_bwd(_fused('fused'), inputs)
+    got = _fwd_bwd(_fused(impl), inputs)
     inputs32 = [t.detach().float().requires_grad_() for t in inputs]
-    ref = _fwd_bwd(_fused('fused'), inputs32)
+    ref = _fwd_bwd(_fused(impl), inputs32)
     ulp = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-11
     for g, r in zip(got, ref):
         assert g.dtype == dtype
@@ -160,7 +175,7 @@ def test_fused_channels_last_inputs_and_conv_shaped_weights():
     xc = x.detach().to(memory_format=torch.channels_last)
     hc = hidden.detach().to(memory_format=torch.channels_last)
     ref = _ref(x, hidden, gen_weight, gen_bias)
-    for impl in ('fused', 'torch', 'unfold'):
+    for impl in ('fused', 'cpp', 'torch', 'unfold'):
         torch.testing.assert_close(_fused(impl)(xc, hc, gen_weight, gen_bias), ref)
         y = idynamic_dwconv_fused(xc, hc, conv_weight, conv_bias, kernel_groups=4, impl=impl)
         torch.testing.assert_close(y, ref)
@@ -201,6 +216,56 @@ def test_fused_never_makes_the_kernel_tensor(impl):
         assert largest < kernel_elems / 4
     else:
         assert largest >= kernel_elems
+
+
+def test_compiled_fused_keeps_non_finite_values_where_they_belong(monkeypatch):
+    """The compiled kernels run one loop across rows when the map is finite (the terms that wrap
+    around a row's edge are exact zeros then); a NaN or an infinity makes them go row by row, so
+    that it reaches exactly the outputs (and input gradients) the reference gives it."""
+    monkeypatch.setattr(cpu_kernels, 'TILE_ROWS', 2)
+    x, hidden, gen_weight, gen_bias = (t.detach() for t in _inputs(2, 6, 2, 7, 5, 3, 2))
+    x[0, 1, 3, 0], x[1, 4, 2, 4], x[1, 0, 5, 0] = float('nan'), float('inf'), -float('inf')
+    grad_y = torch.randn_like(x)
+    grad_y[0, 2, 1, 4], grad_y[1, 5, 6, 0] = float('nan'), float('inf')
+
+    def run(fn):
+        leaves = [t.clone().requires_grad_() for t in (x, hidden, gen_weight, gen_bias)]
+        y = fn(*leaves)
+        y.backward(grad_y)
+        return y.detach(), leaves[0].grad
+
+    for got, ref in zip(run(_fused('cpp')), run(_ref)):
+        assert torch.equal(got.isnan(), ref.isnan()) and torch.equal(got.isinf(), ref.isinf())
+        finite = ref.isfinite()
+        torch.testing.assert_close(got[finite], ref[finite], rtol=1e-10, atol=1e-10)
+
+
+def test_compiled_fused_never_makes_the_kernel_tensor():
+    """What the compiled kernels allocate inside is invisible to the dispatch log above, so the
+    process's peak resident memory is measured instead (VmHWM, reset before each step), with a
+    T model's stage-1 mixer at batch 2 (a 39 MB kernel tensor); the unfused op with the compiled
+    kernels ('cpp' given the kernel tensor) is the control."""
+    from harness.benchmark.measure import peak_memory
+    b, c, r, h, w, k, g = 2, 96, 24, 56, 56, 7, 32
+    inputs = _inputs(b, c, r, h, w, k, g, dtype=torch.float32)
+    kernel_mb = b * g * k * k * h * w * 4 / 2**20
+
+    def step(fn):
+        y = fn(*inputs)
+        y.backward(torch.ones_like(y))
+
+    def unfused(x, hidden, gen_weight, gen_bias):
+        return idynamic_dwconv(x, fused_mod.generated_kernels(hidden, gen_weight, gen_bias), 'cpp')
+
+    peaks = {}
+    for name, fn in (('fused', _fused('cpp')), ('unfused', unfused)):
+        step(fn)  # warm-up: thread pools, the extension
+        peaks[name] = peak_memory(lambda: step(fn), 'cpu')['peak_mem_mb']
+    if peaks['fused'] is None:
+        pytest.skip('no peak resident memory here (/proc/self/clear_refs)')
+    assert peaks['unfused'] >= kernel_mb, peaks
+    # what the step makes besides (y, its gradient, grad_x, grad_hidden: 8 MB) fits in half
+    assert peaks['fused'] < kernel_mb / 2, peaks
 
 
 def test_fused_shape_only_and_flop_handle():

@@ -54,7 +54,11 @@ def check_mmpretrain() -> str:
 
 def check_backbones() -> str:
     import backbones
-    return f'backbones imported ({len(backbones.MODEL_NAMES)} zoo models)'
+    from backbones.ops import cpu_kernels
+    kernels = ('I-Dynamic CPU kernels built' if cpu_kernels.available() else
+               f'I-Dynamic CPU kernels NOT built ({cpu_kernels.unavailable_reason()}): the slower '
+               "'torch' path runs instead")
+    return f'backbones imported ({len(backbones.MODEL_NAMES)} zoo models); {kernels}'
 
 
 CHECKS: List[Tuple[str, Callable[[], str]]] = [('mmcv.ops', check_mmcv_ops), ('mmdet', check_mmdet),

@@ -13,7 +13,10 @@ of a group of ``grad_y * shifted x``. Only ``x`` and ``weight`` are saved for ba
 On CPU the K*K passes run over blocks of (sample, group) planes that fit in the L2/L3 caches, so
 that every pass reads the block from cache instead of memory; half-precision blocks are upcast to
 float32 there. With several threads, the blocks are spread over single-threaded workers
-(:mod:`.tile_pool`). On CUDA, Triton kernels (:mod:`.triton_idynamic`) do each pass in one launch.
+(:mod:`.tile_pool`). Faster still on CPU, compiled kernels (:mod:`.cpu_kernels`) do all K*K taps
+of a tile of rows in one pass (forward, ``grad_x`` and ``grad_weight`` each), where the C++
+compiler vectorises the inner loops. On CUDA, Triton kernels (:mod:`.triton_idynamic`) do each
+pass in one launch.
 
 When the kernels come from a 1x1 conv (the I-Dynamic mixer), :mod:`.idynamic_fused` does the same
 without ever making the kernel tensor.
@@ -28,10 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from . import cpu_kernels
 from .dispatch import quiet_if_tracing, requested_impl
 from .tile_pool import run_tiles
 
-IMPLS = ('auto', 'fused', 'torch', 'triton', 'unfold')
+IMPLS = ('auto', 'fused', 'cpp', 'torch', 'triton', 'unfold')
 ENV_IMPL = 'DEMYSTIFY_IDYNAMIC_IMPL'
 
 # Elements of one x/y block on CPU: 2^18 float32 = 1 MiB, i.e. x, y and the weight slice of a
@@ -232,14 +236,26 @@ def triton_available() -> bool:
 
 
 def _resolve_impl(impl: str, x: torch.Tensor, fused: bool = False) -> str:
-    """The implementation ``impl`` stands for on ``x``'s device. ``fused``: for
-    :func:`~.idynamic_fused.idynamic_dwconv_fused`, whose 'auto' is 'fused' off CUDA; for
-    :func:`idynamic_dwconv` (kernels given, nothing to fuse) 'fused' means 'torch'."""
+    """The implementation ``impl`` stands for on ``x``'s device: 'auto' is 'triton' on CUDA,
+    'cpp' on a CPU where the compiled kernels build, else 'torch' ('fused' with ``fused``: for
+    :func:`~.idynamic_fused.idynamic_dwconv_fused`). For :func:`idynamic_dwconv` (kernels given,
+    nothing to fuse) 'fused' means 'cpp' where it builds, else 'torch'."""
     impl = requested_impl('idynamic_dwconv', impl, IMPLS, ENV_IMPL)
     if impl == 'auto':
-        impl = 'triton' if x.is_cuda and triton_available() else 'fused'
+        if x.is_cuda and triton_available():
+            impl = 'triton'
+        elif x.device.type == 'cpu' and cpu_kernels.available():
+            impl = 'cpp'
+        else:
+            impl = 'fused' if fused else 'torch'
     if impl == 'fused' and not fused:
-        impl = 'torch'
+        impl = 'cpp' if x.device.type == 'cpu' and cpu_kernels.available() else 'torch'
+    if impl == 'cpp':
+        if x.device.type != 'cpu':
+            raise ValueError(f"idynamic_dwconv: impl='cpp' needs CPU tensors, got {x.device}")
+        if not cpu_kernels.available():
+            raise ValueError("idynamic_dwconv: impl='cpp' but the CPU kernels could not be built: "
+                             f'{cpu_kernels.unavailable_reason()}')
     if impl == 'triton':
         if not triton_available():
             raise ValueError("idynamic_dwconv: impl='triton' but triton is not installed")
@@ -250,6 +266,8 @@ def _resolve_impl(impl: str, x: torch.Tensor, fused: bool = False) -> str:
 
 
 def _forward(x: torch.Tensor, weight: torch.Tensor, impl: str) -> torch.Tensor:
+    if impl == 'cpp':
+        return cpu_kernels.forward(_as_compute(x), _as_compute(weight)).to(x.dtype)
     if impl == 'triton':
         from . import triton_idynamic
         return triton_idynamic.forward(x, weight)
@@ -259,14 +277,16 @@ def _forward(x: torch.Tensor, weight: torch.Tensor, impl: str) -> torch.Tensor:
 class IDynamicDWConvFunction(torch.autograd.Function):
     """I-Dynamic with a memory-light backward: saves only ``x`` and ``weight``.
 
-    ``impl`` is 'torch' (blocked shift-and-accumulate; any device) or 'triton' (CUDA, or CPU
-    under ``TRITON_INTERPRET=1``). Inputs must be contiguous and of one dtype.
+    ``impl`` is 'torch' (blocked shift-and-accumulate; any device), 'cpp' (the compiled CPU
+    kernels of :mod:`.cpu_kernels`) or 'triton' (CUDA, or CPU under ``TRITON_INTERPRET=1``).
+    Inputs must be contiguous and of one dtype; half precision is computed in float32.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, impl: str = 'torch') -> torch.Tensor:
-        if impl not in ('torch', 'triton'):
-            raise ValueError(f'IDynamicDWConvFunction: impl must be torch or triton, got {impl!r}')
+        if impl not in ('torch', 'cpp', 'triton'):
+            raise ValueError('IDynamicDWConvFunction: impl must be torch, cpp or triton, got '
+                             f'{impl!r}')
         with quiet_if_tracing():
             check_idynamic_shapes(x, weight)
             x, weight = x.contiguous(), weight.contiguous()
@@ -285,6 +305,11 @@ class IDynamicDWConvFunction(torch.autograd.Function):
         if ctx.impl == 'triton':
             from . import triton_idynamic
             gx, gw = triton_idynamic.backward(grad_y, x, weight, need_x, need_w)
+        elif ctx.impl == 'cpp':
+            gx, gw = cpu_kernels.backward(
+                _as_compute(grad_y), _as_compute(x), _as_compute(weight), need_x, need_w)
+            gx = None if gx is None else gx.to(x.dtype)
+            gw = None if gw is None else gw.to(weight.dtype)
         else:
             gx, gw = _torch_backward(grad_y, x, weight, need_x, need_w)
         return gx, gw, None
@@ -305,10 +330,11 @@ def _same_dtype(*tensors: Optional[torch.Tensor]) -> Tuple[Optional[torch.Tensor
 def idynamic_dwconv(x: torch.Tensor, weight: torch.Tensor, impl: str = 'auto') -> torch.Tensor:
     """I-Dynamic convolution of ``x`` (B, C, H, W) with ``weight`` (B, G, K, K, H, W).
 
-    ``impl``: 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA and 'torch'
-    otherwise), 'torch', 'triton' or 'unfold' (the reference, differentiated by autograd);
-    'fused' (an implementation of :func:`~.idynamic_fused.idynamic_dwconv_fused`) means 'torch'
-    here, where the kernels are given.
+    ``impl``: 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA, 'cpp' on a
+    CPU where the compiled kernels build and 'torch' otherwise), 'cpp', 'torch', 'triton' or
+    'unfold' (the reference, differentiated by autograd); 'fused' (an implementation of
+    :func:`~.idynamic_fused.idynamic_dwconv_fused`) means 'auto' here, where the kernels are
+    given.
     """
     with quiet_if_tracing():
         check_idynamic_shapes(x, weight)

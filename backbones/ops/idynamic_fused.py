@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from . import cpu_kernels
 from . import idynamic as _idyn
 from .dispatch import quiet_if_tracing
 from .tile_pool import run_tiles
@@ -285,24 +286,63 @@ def _gx_safe_phases(tiles: List[Tuple[int, int, int, int]],
     return [[t for t in tiles if (t[2] // rows) % 2 == phase] for phase in (0, 1)]
 
 
+def _cpp_operands(x: torch.Tensor, hidden: torch.Tensor, gen_weight: torch.Tensor,
+                  gen_bias: Optional[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """The compiled kernels' operands: contiguous, detached, float32 for half precision."""
+    x, hidden, gen_weight = (
+        _idyn._as_compute(t.detach()).contiguous() for t in (x, hidden, gen_weight))
+    if gen_bias is not None:
+        gen_bias = gen_bias.detach().to(gen_weight.dtype)
+    return (x, hidden) + cpu_kernels.generator_rows(gen_weight, gen_bias)
+
+
+def _cpp_forward(x: torch.Tensor, hidden: torch.Tensor, gen_weight: torch.Tensor,
+                 gen_bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return cpu_kernels.fused_forward(*_cpp_operands(x, hidden, gen_weight, gen_bias)).to(x.dtype)
+
+
+def _cpp_backward(grad_y: torch.Tensor, x: torch.Tensor, hidden: torch.Tensor,
+                  gen_weight: torch.Tensor, gen_bias: Optional[torch.Tensor],
+                  needs: Tuple[bool, bool, bool, bool]) -> Tuple[Optional[torch.Tensor], ...]:
+    need_x, need_h, need_w, need_b = needs
+    operands = _cpp_operands(x, hidden, gen_weight, gen_bias)
+    gy = _idyn._as_compute(grad_y).contiguous()
+    gx, gh, gwr, gbr = cpu_kernels.fused_backward(gy, *operands, need_x, need_h, need_w or need_b)
+    g, k, _, r = gen_weight.shape
+    gw = gwr.view(k, g, k, r).permute(1, 0, 2, 3).to(gen_weight.dtype) if need_w else None
+    gb = gbr.view(k, g, k).permute(1, 0, 2).to(gen_bias.dtype) if need_b else None
+    return (None if gx is None else gx.to(x.dtype), None if gh is None else gh.to(hidden.dtype), gw,
+            gb)
+
+
 class IDynamicFusedFunction(torch.autograd.Function):
     """I-Dynamic with the kernel generator's last 1x1 conv fused in (see the module docstring).
 
     Inputs: ``x`` (B, C, H, W), ``hidden`` (B, R, H, W), ``gen_weight`` (G, K, K, R),
-    ``gen_bias`` (G, K, K) or None, of one dtype (any memory format). Saves only the inputs.
-    Computes in the inputs' dtype (float32 for half) whatever autocast says, like the workers.
+    ``gen_bias`` (G, K, K) or None, of one dtype (any memory format); ``impl`` 'fused' (the
+    PyTorch tiles above) or 'cpp' (the compiled kernels of :mod:`.cpu_kernels`, the same tiles
+    in C++). Saves only the inputs. Computes in the inputs' dtype (float32 for half) whatever
+    autocast says, like the workers.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, hidden: torch.Tensor, gen_weight: torch.Tensor,
-                gen_bias: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(ctx,
+                x: torch.Tensor,
+                hidden: torch.Tensor,
+                gen_weight: torch.Tensor,
+                gen_bias: Optional[torch.Tensor],
+                impl: str = 'fused') -> torch.Tensor:
+        if impl not in ('fused', 'cpp'):
+            raise ValueError(f'IDynamicFusedFunction: impl must be fused or cpp, got {impl!r}')
         with quiet_if_tracing():
             check_fused_shapes(x, hidden, gen_weight, gen_bias)
             ctx.save_for_backward(x, hidden, gen_weight, gen_bias)
+            ctx.impl = impl
             if _idyn._SHAPE_ONLY[0]:
                 return torch.empty_like(x, memory_format=torch.contiguous_format)
             with _no_autocast(x.device):
-                return _fused_forward(x, hidden, gen_weight, gen_bias)
+                forward = _cpp_forward if impl == 'cpp' else _fused_forward
+                return forward(x, hidden, gen_weight, gen_bias)
 
     @staticmethod
     @once_differentiable
@@ -310,7 +350,8 @@ class IDynamicFusedFunction(torch.autograd.Function):
         x, hidden, gen_weight, gen_bias = ctx.saved_tensors
         needs = tuple(ctx.needs_input_grad[:4])
         with _no_autocast(x.device):
-            return _fused_backward(grad_y, x, hidden, gen_weight, gen_bias, needs)
+            backward = _cpp_backward if ctx.impl == 'cpp' else _fused_backward
+            return backward(grad_y, x, hidden, gen_weight, gen_bias, needs) + (None, )
 
 
 def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -337,8 +378,9 @@ def idynamic_dwconv_fused(x: torch.Tensor,
         gen_bias (torch.Tensor, optional): its bias, G*K*K values. Defaults to None.
         kernel_groups (int, optional): G; needed unless ``gen_weight`` is (G, K, K, R).
             Defaults to None.
-        impl (str): 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA and
-            'fused' otherwise), 'fused' (:class:`IDynamicFusedFunction`), or 'torch', 'triton',
+        impl (str): 'auto' (``$DEMYSTIFY_IDYNAMIC_IMPL`` if set, else 'triton' on CUDA, 'cpp'
+            on a CPU where the compiled kernels build, 'fused' otherwise), 'fused' or 'cpp'
+            (:class:`IDynamicFusedFunction` in PyTorch or compiled), or 'torch', 'triton',
             'unfold': the whole kernel tensor made by a 1x1 conv, then :func:`idynamic_dwconv`
             with that implementation. Defaults to 'auto'.
 
@@ -352,10 +394,11 @@ def idynamic_dwconv_fused(x: torch.Tensor,
             gen_bias = gen_bias.reshape(g, k, k) if gen_bias.numel() == g * k * k else gen_bias
         check_fused_shapes(x, hidden, gen_weight, gen_bias)
         impl = _idyn._resolve_impl(impl, x, fused=True)
-        if impl != 'fused':
+        if impl not in ('fused', 'cpp'):
             return _idyn.idynamic_dwconv(
                 x, generated_kernels(hidden, gen_weight, gen_bias), impl=impl)
-        return IDynamicFusedFunction.apply(*_idyn._same_dtype(x, hidden, gen_weight, gen_bias))
+        return IDynamicFusedFunction.apply(*_idyn._same_dtype(x, hidden, gen_weight, gen_bias),
+                                           impl)
 
 
 def _as_grouped(gen_weight: torch.Tensor, kernel_groups: Optional[int]) -> torch.Tensor:

@@ -106,8 +106,8 @@ def op_cases(device: str) -> List[Dict[str, str]]:
         dict(case='ddwconv', impl='auto')
     ]
     cases += [dict(case='ddwconv', impl=i) for i in ('folded', 'folded_cl', 'loop')]
-    if device == 'cuda':
-        cases.append(dict(case='idynamic', impl='torch'))
+    # the PyTorch-only paths beside the compiled / Triton ones that 'auto' picks
+    cases += [dict(case='idynamic', impl='torch'), dict(case='idynamic_mixer', impl='fused')]
     return cases
 
 
