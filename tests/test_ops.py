@@ -59,6 +59,55 @@ def test_the_cpu_kernels_build_here():
     assert cpu_kernels.available(), cpu_kernels.unavailable_reason()
 
 
+def _path_without_ninja(tmp_path) -> str:
+    """PATH with every ``ninja`` hidden (its folders replaced by copies of links to everything
+    else in them), as on a machine whose only ninja is the virtual environment's."""
+    venv_bin = os.path.dirname(sys.executable)
+    folders = []
+    for i, folder in enumerate(os.environ.get('PATH', '').split(os.pathsep)):
+        if not folder or os.path.abspath(folder) == venv_bin or not os.path.isdir(folder):
+            continue
+        if os.path.exists(os.path.join(folder, 'ninja')):
+            shadow = tmp_path / f'bin{i}'
+            shadow.mkdir()
+            for name in os.listdir(folder):
+                if name != 'ninja':
+                    (shadow / name).symlink_to(os.path.join(folder, name))
+            folder = str(shadow)
+        folders.append(folder)
+    return os.pathsep.join(folders)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_cpu_kernels_build_from_nothing_with_the_projects_own_ninja(tmp_path):
+    """A fresh machine: no build cache, and no ninja on PATH but the one the install puts in the
+    virtual environment (PyTorch's builder needs it on PATH). The build must succeed and give the
+    reference's values."""
+    script = textwrap.dedent("""
+        import shutil, torch
+        assert shutil.which('ninja') is None, shutil.which('ninja')
+        from backbones.ops import cpu_kernels, idynamic_dwconv, idynamic_dwconv_reference
+        assert cpu_kernels.available(), cpu_kernels.unavailable_reason()
+        x, w = torch.randn(2, 4, 5, 6), torch.randn(2, 2, 3, 3, 5, 6)
+        y = idynamic_dwconv(x, w, impl='cpp')
+        torch.testing.assert_close(y, idynamic_dwconv_reference(x, w))
+        print('built')
+    """)
+    env = dict(
+        os.environ,
+        PATH=_path_without_ninja(tmp_path),
+        TORCH_EXTENSIONS_DIR=str(tmp_path / 'extensions'))
+    proc = subprocess.run([sys.executable, '-c', script],
+                          cwd=ROOT,
+                          env=env,
+                          capture_output=True,
+                          text=True,
+                          timeout=900)
+    assert proc.returncode == 0 and 'built' in proc.stdout, proc.stderr[-3000:]
+    assert any((tmp_path / 'extensions').rglob('*.so'))
+
+
 @pytest.mark.parametrize('shape', SHAPES, ids=lambda s: 'x'.join(map(str, s)))
 @pytest.mark.parametrize('dtype,tol', [(torch.float64, 1e-10), (torch.float32, 1e-4)])
 def test_idynamic_matches_unfold(shape, dtype, tol, cpu_impl):

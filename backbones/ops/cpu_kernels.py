@@ -13,6 +13,8 @@ import hashlib
 import logging
 import os
 import platform
+import shutil
+import sys
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -39,6 +41,19 @@ def _cpu_tag() -> str:
     return hashlib.sha1(flags.encode()).hexdigest()[:8]
 
 
+def _find_ninja() -> None:
+    """The builder runs ``ninja`` from PATH; the one the project installs (the PyPI package, in
+    the virtual environment's ``bin``) is not on it unless the environment is activated."""
+    if shutil.which('ninja'):
+        return
+    try:
+        import ninja
+        folder = ninja.BIN_DIR
+    except (ImportError, AttributeError):
+        folder = os.path.dirname(sys.executable)
+    os.environ['PATH'] = folder + os.pathsep + os.environ.get('PATH', '')
+
+
 @functools.lru_cache(maxsize=1)
 def _build() -> Optional[str]:
     """Build and load the extension; None, or why it could not be built."""
@@ -46,6 +61,7 @@ def _build() -> Optional[str]:
         return f'{ENV_DISABLE}=1'
     # the builder warns on import that CUDA is absent; it is not needed here
     logging.getLogger('torch.utils.cpp_extension').setLevel(logging.ERROR)
+    _find_ninja()
     try:
         from torch.utils.cpp_extension import load
         load(
