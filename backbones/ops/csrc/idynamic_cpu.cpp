@@ -5,10 +5,12 @@
 // Work is split over (sample, group, row) items with at::parallel_for. An item reads the kernel
 // row k[b, g, :, :, h, :] once and the K input rows around h of the group's C / G channels, and
 // writes one row per channel: everything it touches fits in L1/L2, and every inner loop runs
-// over contiguous columns (vectorised by the compiler). The three outputs are gathers, never
-// scatters, so that items never write to the same place:
-//   grad_x[b, c, r, v] = sum_{i, j} k[b, g, i, j, r - i + p, v - j + p] * grad_y[b, c, r - i + p, v - j + p]
-//   grad_k[b, g, i, j, h, w] = sum_{c in g} grad_y[b, c, h, w] * x[b, c, h + i - p, w + j - p]
+// over contiguous columns (vectorised by the compiler). Items never write to the same place:
+// an item owns rows of its output.
+//   grad_x[b, c, h + i - p, w + j - p] += k[b, g, i, j, h, w] * grad_y[b, c, h, w]
+// is the forward pass with the shift moved from the read to the write (the "adjoint" pass
+// below), run over tiles of grad_x's rows, and
+//   grad_k[b, g, i, j, h, w] = sum_{c in g} grad_y[b, c, h, w] * x[b, c, h + i - p, w + j - p].
 // Positions outside the map are zero (zero padding), so their terms are skipped.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -80,51 +82,42 @@ inline void multiply_add(T* __restrict__ out, const T* __restrict__ a, const T* 
   for (int64_t w = w0; w < w1; ++w) out[w] += a[w] * b[w];
 }
 
-template <typename T>
-void forward_kernel(const Dims& d, int64_t rows, const T* x, const T* k, T* y) {
-  const int64_t HW = d.H * d.W, KK = d.K * d.K;
-  for_each_tile(d, rows, [&](int64_t b, int64_t g, int64_t r0, int64_t r1) {
-    const T* kg = k + (b * d.G + g) * KK * HW;
-    T* yg = y + (b * d.C + g * d.CG) * HW;
-    const T* xg = x + (b * d.C + g * d.CG) * HW;
-    for (int64_t cc = 0; cc < d.CG; ++cc) std::fill(yg + cc * HW + r0 * d.W, yg + cc * HW + r1 * d.W, T(0));
-    for (int64_t i = 0; i < d.K; ++i) {
-      for (int64_t j = 0; j < d.K; ++j) {
-        const int64_t dj = j - d.P;
-        int64_t w0, w1;
-        column_range(d.W, dj, w0, w1);
-        const T* plane = kg + (i * d.K + j) * HW;
-        for (int64_t h = r0; h < r1; ++h) {
-          const int64_t hi = h + i - d.P;
-          if (hi < 0 || hi >= d.H) continue;
-          for (int64_t cc = 0; cc < d.CG; ++cc)
-            multiply_add(yg + cc * HW + h * d.W, plane + h * d.W, xg + cc * HW + hi * d.W + dj, w0, w1);
-        }
-      }
-    }
-  });
+// Kernel rows h that tap row i uses in a tile of output rows [r0, r1): the shifted row h + i - p
+// is inside the map, and the output row (h, or h + i - p for the adjoint pass) inside the tile.
+inline void tap_rows(const Dims& d, int64_t i, int64_t r0, int64_t r1, bool adjoint, int64_t& ha, int64_t& hb) {
+  const int64_t di = i - d.P, shift = adjoint ? di : 0;
+  ha = std::max({r0 - shift, int64_t(0), -di});
+  hb = std::min({r1 - shift, d.H, d.H - di});
 }
 
+// The pass that applies the kernels: forward (adjoint false), out = y and src = x,
+//   out[c, h, w] += k[i, j, h, w] * src[c, h + i - p, w + j - p];
+// adjoint, out = grad_x and src = grad_y: the same terms with the shift on the write,
+//   out[c, h + i - p, w + j - p] += k[i, j, h, w] * src[c, h, w].
 template <typename T>
-void grad_x_kernel(const Dims& d, int64_t rows, const T* gy, const T* k, T* gx) {
+void apply_kernels(const Dims& d, int64_t rows, bool adjoint, const T* src, const T* k, T* out) {
   const int64_t HW = d.H * d.W, KK = d.K * d.K;
-  for_each_tile(d, rows, [&](int64_t b, int64_t g, int64_t r0, int64_t r1) {  // rows of x
+  for_each_tile(d, rows, [&](int64_t b, int64_t g, int64_t r0, int64_t r1) {  // rows of out
     const T* kg = k + (b * d.G + g) * KK * HW;
-    const T* gyg = gy + (b * d.C + g * d.CG) * HW;
-    T* gxg = gx + (b * d.C + g * d.CG) * HW;
-    for (int64_t cc = 0; cc < d.CG; ++cc) std::fill(gxg + cc * HW + r0 * d.W, gxg + cc * HW + r1 * d.W, T(0));
+    const T* sg = src + (b * d.C + g * d.CG) * HW;
+    T* og = out + (b * d.C + g * d.CG) * HW;
+    for (int64_t cc = 0; cc < d.CG; ++cc) std::fill(og + cc * HW + r0 * d.W, og + cc * HW + r1 * d.W, T(0));
     for (int64_t i = 0; i < d.K; ++i) {
+      int64_t ha, hb;
+      tap_rows(d, i, r0, r1, adjoint, ha, hb);
       for (int64_t j = 0; j < d.K; ++j) {
-        const int64_t dj = j - d.P;
-        int64_t v0, v1;  // columns of x whose output column v - dj is inside the map
-        column_range(d.W, -dj, v0, v1);
-        const T* plane = kg + (i * d.K + j) * HW - dj;
-        for (int64_t r = r0; r < r1; ++r) {
-          const int64_t h = r - i + d.P;  // the output row that reads row r through tap row i
-          if (h < 0 || h >= d.H) continue;
-          for (int64_t cc = 0; cc < d.CG; ++cc)
-            multiply_add(gxg + cc * HW + r * d.W, plane + h * d.W, gyg + cc * HW + h * d.W - dj, v0, v1);
-        }
+        const int64_t shift = (i - d.P) * d.W + j - d.P;  // of a flat position by tap (i, j)
+        int64_t w0, w1;
+        column_range(d.W, j - d.P, w0, w1);
+        const T* plane = kg + (i * d.K + j) * HW;
+        for (int64_t h = ha; h < hb; ++h)
+          for (int64_t cc = 0; cc < d.CG; ++cc) {
+            const int64_t base = cc * HW + h * d.W;
+            if (adjoint)
+              multiply_add(og + base + shift, plane + h * d.W, sg + base, w0, w1);
+            else
+              multiply_add(og + base, plane + h * d.W, sg + base + shift, w0, w1);
+          }
       }
     }
   });
@@ -177,7 +170,7 @@ at::Tensor idynamic_forward(const at::Tensor& x, const at::Tensor& k, int64_t ro
   const Dims d = dims_of(x, k);
   at::Tensor y = at::empty_like(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "idynamic_forward", [&] {
-    forward_kernel<scalar_t>(d, rows, x.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), y.data_ptr<scalar_t>());
+    apply_kernels<scalar_t>(d, rows, false, x.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), y.data_ptr<scalar_t>());
   });
   return y;
 }
@@ -192,7 +185,7 @@ std::tuple<at::Tensor, at::Tensor> idynamic_backward(const at::Tensor& grad_y, c
   at::Tensor gx = need_x ? at::empty_like(x) : at::empty({0}, x.options());
   at::Tensor gk = need_k ? fresh_like(k) : at::empty({0}, k.options());
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "idynamic_backward", [&] {
-    if (need_x) grad_x_kernel<scalar_t>(d, rows, grad_y.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>());
+    if (need_x) apply_kernels<scalar_t>(d, rows, true, grad_y.data_ptr<scalar_t>(), k.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>());
     if (need_k) grad_k_kernel<scalar_t>(d, rows, grad_y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), gk.data_ptr<scalar_t>());
   });
   return {gx, gk};
@@ -309,30 +302,37 @@ at::Tensor make_taps(const at::Tensor& hidden, const at::Tensor& wrows, const at
   return taps;
 }
 
+// apply_kernels' pass on a tile of output rows [r0, r1) of sample b, the kernels made tap row by
+// tap row from `hidden` (forward: out = y, src = x; adjoint: out = grad_x, src = grad_y).
 template <typename T>
-void fused_forward_tile(const Dims& d, const at::Tensor& x, const at::Tensor& hidden, const at::Tensor& wrows,
-                        const at::Tensor& brows, at::Tensor& y, int64_t b, int64_t r0, int64_t r1, bool flat) {
+void fused_apply_tile(const Dims& d, bool adjoint, const at::Tensor& src, const at::Tensor& hidden,
+                      const at::Tensor& wrows, const at::Tensor& brows, at::Tensor& out, int64_t b, int64_t r0,
+                      int64_t r1, bool flat) {
   const int64_t HW = d.H * d.W;
-  T* yb = y.data_ptr<T>() + b * d.C * HW;
-  const T* xb = x.data_ptr<T>() + b * d.C * HW;
-  for (int64_t c = 0; c < d.C; ++c) std::fill(yb + c * HW + r0 * d.W, yb + c * HW + r1 * d.W, T(0));
+  T* ob = out.data_ptr<T>() + b * d.C * HW;
+  const T* sb = src.data_ptr<T>() + b * d.C * HW;
+  for (int64_t c = 0; c < d.C; ++c) std::fill(ob + c * HW + r0 * d.W, ob + c * HW + r1 * d.W, T(0));
   for (int64_t i = 0; i < d.K; ++i) {
-    // output rows whose input row h + i - p is inside the map
-    const int64_t ha = std::max(r0, d.P - i), hb = std::min(r1, d.H + d.P - i);
+    int64_t ha, hb;
+    tap_rows(d, i, r0, r1, adjoint, ha, hb);
     if (ha >= hb) continue;
     const at::Tensor taps = make_taps<T>(hidden, wrows, brows, b, i, ha, hb, d);
     const T* tp = taps.data_ptr<T>();
     const int64_t n = (hb - ha) * d.W;
     for (int64_t g = 0; g < d.G; ++g) {
       for (int64_t j = 0; j < d.K; ++j) {
-        const int64_t dj = j - d.P;
+        const int64_t shift = (i - d.P) * d.W + j - d.P;
         int64_t w0, w1;
-        column_range(d.W, dj, w0, w1);
+        column_range(d.W, j - d.P, w0, w1);
         const T* tap = tp + (g * d.K + j) * n;
         for (int64_t cc = 0; cc < d.CG; ++cc) {
-          const int64_t c = g * d.CG + cc;
-          rows_multiply_add(yb + c * HW + ha * d.W, tap, xb + c * HW + (ha + i - d.P) * d.W + dj, hb - ha, d.W, w0,
-                            w1, flat);
+          const int64_t base = (g * d.CG + cc) * HW + ha * d.W;
+          // in the flat loop the writes (adjoint) or reads (forward) that wrap around a row's
+          // edge meet a zero tap: they add exact zeros
+          if (adjoint)
+            rows_multiply_add(ob + base + shift, tap, sb + base, hb - ha, d.W, w0, w1, flat);
+          else
+            rows_multiply_add(ob + base, tap, sb + base + shift, hb - ha, d.W, w0, w1, flat);
         }
       }
     }
@@ -346,40 +346,10 @@ at::Tensor idynamic_fused_forward(const at::Tensor& x, const at::Tensor& hidden,
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "idynamic_fused_forward", [&] {
     const bool flat = all_finite<scalar_t>(x);
     for_each_row_tile(f.d, fused_rows(f.d, rows), [&](int64_t, int64_t b, int64_t r0, int64_t r1) {
-      fused_forward_tile<scalar_t>(f.d, x, hidden, wrows, brows, y, b, r0, r1, flat);
+      fused_apply_tile<scalar_t>(f.d, false, x, hidden, wrows, brows, y, b, r0, r1, flat);
     });
   });
   return y;
-}
-
-template <typename T>
-void fused_grad_x_tile(const Dims& d, const at::Tensor& gy, const at::Tensor& hidden, const at::Tensor& wrows,
-                       const at::Tensor& brows, at::Tensor& gx, int64_t b, int64_t r0, int64_t r1, bool flat) {
-  const int64_t HW = d.H * d.W;
-  T* gxb = gx.data_ptr<T>() + b * d.C * HW;
-  const T* gyb = gy.data_ptr<T>() + b * d.C * HW;
-  for (int64_t c = 0; c < d.C; ++c) std::fill(gxb + c * HW + r0 * d.W, gxb + c * HW + r1 * d.W, T(0));
-  for (int64_t i = 0; i < d.K; ++i) {
-    // output rows h = r - i + p that read the tile's rows r through kernel row i
-    const int64_t ha = std::max<int64_t>(0, r0 - i + d.P), hb = std::min<int64_t>(d.H, r1 - i + d.P);
-    if (ha >= hb) continue;
-    const at::Tensor taps = make_taps<T>(hidden, wrows, brows, b, i, ha, hb, d);
-    const T* tp = taps.data_ptr<T>();
-    const int64_t n = (hb - ha) * d.W;
-    for (int64_t g = 0; g < d.G; ++g) {
-      for (int64_t j = 0; j < d.K; ++j) {
-        const int64_t dj = j - d.P;
-        int64_t v0, v1;
-        column_range(d.W, -dj, v0, v1);
-        const T* tap = tp + (g * d.K + j) * n - dj;
-        for (int64_t cc = 0; cc < d.CG; ++cc) {
-          const int64_t c = g * d.CG + cc;
-          rows_multiply_add(gxb + c * HW + (ha + i - d.P) * d.W, tap, gyb + c * HW + ha * d.W - dj, hb - ha, d.W, v0,
-                            v1, flat);
-        }
-      }
-    }
-  }
 }
 
 // The taps' gradient for kernel row i, rows [ha, hb) of sample b: (G*K, (hb - ha) * W).
@@ -425,12 +395,13 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> idynamic_fused_backwa
     const bool flat = need_x && all_finite<scalar_t>(grad_y);
     if (need_x)
       for_each_row_tile(d, rows, [&](int64_t, int64_t b, int64_t r0, int64_t r1) {
-        fused_grad_x_tile<scalar_t>(d, grad_y, hidden, wrows, brows, gx, b, r0, r1, flat);
+        fused_apply_tile<scalar_t>(d, true, grad_y, hidden, wrows, brows, gx, b, r0, r1, flat);
       });
     if (need_hidden || need_weights)
       for_each_row_tile(d, rows, [&](int64_t t, int64_t b, int64_t r0, int64_t r1) {
         for (int64_t i = 0; i < d.K; ++i) {
-          const int64_t ha = std::max(r0, d.P - i), hb = std::min(r1, d.H + d.P - i);
+          int64_t ha, hb;
+          tap_rows(d, i, r0, r1, false, ha, hb);
           if (ha >= hb) continue;
           const at::Tensor gt = taps_grad<scalar_t>(d, grad_y, x, b, i, ha, hb);
           const at::Tensor hid = hidden.select(0, b).view({f.R, d.H * d.W}).narrow(1, ha * d.W, (hb - ha) * d.W);
