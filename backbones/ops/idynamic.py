@@ -247,7 +247,7 @@ def _resolve_impl(impl: str, x: torch.Tensor, fused: bool = False) -> str:
         elif x.device.type == 'cpu' and cpu_kernels.available():
             impl = 'cpp'
         else:
-            impl = 'fused' if fused else 'torch'
+            impl = 'fused'  # below: 'torch' where the kernels are given
     if impl == 'fused' and not fused:
         impl = 'cpp' if x.device.type == 'cpu' and cpu_kernels.available() else 'torch'
     if impl == 'cpp':
