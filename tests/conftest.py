@@ -17,6 +17,14 @@ if ROOT not in sys.path:
 
 import backbones  # noqa: E402,F401  (registers everything)
 
+#: Under pytest-xdist (``tools/run_tests.sh``: two workers, one per core here), a worker and the
+#: processes it starts compute on one thread: the workers already fill the cores, and OpenMP
+#: threads that wait for each other on a shared core cost minutes (see :func:`one_thread`).
+XDIST_WORKER = os.environ.get('PYTEST_XDIST_WORKER')
+if XDIST_WORKER:
+    os.environ['OMP_NUM_THREADS'] = os.environ['MKL_NUM_THREADS'] = '1'
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope='module')
 def module_tmp(request, tmp_path_factory) -> Iterator[Callable[[str], Path]]:
@@ -36,6 +44,23 @@ def module_tmp(request, tmp_path_factory) -> Iterator[Callable[[str], Path]]:
     if request.session.testsfailed == failed_before:
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def workers_tmp(module_tmp, tmp_path_factory) -> Callable[[str], Path]:
+    """``workers_tmp(name)``: a new folder like ``module_tmp(name)``; under pytest-xdist, the
+    one folder ``name`` that every worker of the session sees, beside their own temporary
+    folders, for outputs that tests on several workers need (make them once, under a lock). It
+    is removed by pytest with the rest at the end of a session that passed."""
+
+    def make(name: str) -> Path:
+        if not XDIST_WORKER:
+            return module_tmp(name)
+        folder = tmp_path_factory.getbasetemp().parent / name
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    return make
 
 
 @pytest.fixture(scope='session')
@@ -163,7 +188,12 @@ def slurm_cluster(tmp_path_factory):
             pytest.fail(f'{problem}, and {REQUIRE_SLURM_ENV}=1 forbids skipping')
         pytest.skip(problem)
     folder = tmp_path_factory.mktemp('slurm')
-    env = dict(os.environ, LOCAL_SLURM_DIR=str(folder), LOCAL_SLURM_PORT=str(_free_port_pair()))
+    # OMP_NUM_THREADS=1 as in a test worker: the node's CPUs must not follow it
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS='1',
+        LOCAL_SLURM_DIR=str(folder),
+        LOCAL_SLURM_PORT=str(_free_port_pair()))
     script = os.path.join(ROOT, 'tools', 'local_slurm.sh')
     proc = subprocess.run(['bash', script, 'start'],
                           env=env,

@@ -17,7 +17,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
-
 #: Per task, a variant of a config of configs/ (``{model}``: a zoo name) in which nothing in a
 #: training step is random or depends on the number of images per process: no drop-path, no
 #: dropout, no random augmentation (fixed-size resize, centre crop), no mixup / cutmix, the
@@ -96,7 +95,10 @@ CASES = [('imagenet', 'swin_t'), ('ade20k', 'swin_t'), ('coco', 'dwconv_t'), ('c
 #: imagenet and ade20k (Swin-T, 2 x B vs 1 x 2B images): float32 sums in another order, then
 #: AdamW, whose normalised step turns a gradient that is zero up to rounding into a step of up to
 #: lr (a qkv bias: the key bias gets no gradient in attention). Measured, update / loss / weights
-#: / weight: imagenet 4.9e-6 / 2.6e-7 / 2.7e-7 / 4.3e-6, ade20k 3.2e-6 / 7.3e-8 / 2.1e-8 / 7.5e-7.
+#: / weight: imagenet 4.9e-6 / 2.6e-7 / 2.7e-7 / 4.3e-6, ade20k 3.2e-6 / 7.3e-8 / 2.1e-8 / 7.5e-7;
+#: on another machine (same seeds, another CPU) ade20k 2.0e-4 / 7.3e-8 / 1.3e-6 / 1.0e-4: one such
+#: rounding-level gradient took the other sign, a difference of up to 2 lr per step (lr 1e-4), so
+#: ``weight`` cannot tell this from a missing average (4e-4 below) and is bounded at 3e-4 there.
 #: coco (1 image per process vs 2 accumulated iterations of 1): the parameters are bit-identical
 #: for swin_t, dwconv_t and idynamic_t (0 / 0 / 0 / 0; the first losses differ by 4e-8 to 6e-8).
 #: Without a gradient average (``TEST_GRAD_AVERAGE=local``: each rank steps with the gradient of
@@ -104,8 +106,8 @@ CASES = [('imagenet', 'swin_t'), ('ade20k', 'swin_t'), ('coco', 'dwconv_t'), ('c
 #: dwconv_t 0.93 / 3.9e-2 / 4.2e-3 / 4.0e-4, idynamic_t 0.93 / 5.4e-2 / 3.8e-3 / 4.0e-4 (4e-4 =
 #: 2 steps of 2 lr: weights whose update changed sign twice). The bounds sit between.
 TOLERANCE = {
-    'imagenet': dict(update=1e-3, loss=1e-5, weights=1e-5, weight=1e-4),
-    'ade20k': dict(update=1e-3, loss=1e-5, weights=1e-5, weight=1e-4),
+    'imagenet': dict(update=1e-3, loss=1e-5, weights=1e-5, weight=3e-4),
+    'ade20k': dict(update=1e-3, loss=1e-5, weights=1e-5, weight=3e-4),
     'coco': dict(update=1e-3, loss=1e-5, weights=1e-5, weight=1e-4),
 }
 #: environment of the test hooks (:data:`HOOKS`) in the runs' processes

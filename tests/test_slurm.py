@@ -110,6 +110,17 @@ def toy_data(tmp_path_factory) -> Path:
     return root
 
 
+def test_the_node_has_the_processors_of_the_machine(slurm_cluster):
+    """tools/local_slurm.sh gives its node the processors this process may use, whatever
+    OMP_NUM_THREADS says (the cluster is started with 1; nproc takes it for the processor count:
+    under a one-thread test worker the node had 1 CPU, and a 2-task job waited forever)."""
+    cpus = subprocess.run(['sinfo', '-h', '-N', '-o', '%c'],
+                          capture_output=True,
+                          text=True,
+                          check=True).stdout.split()
+    assert cpus == [str(len(os.sched_getaffinity(0)))], cpus
+
+
 # ---------------------------------------------------------------------------------------------
 # slurm_train.sh / slurm_test.sh
 

@@ -32,7 +32,7 @@ if [ -z "$wheel" ]; then
     src="$work/mmcv-$MMCV_VERSION"
     sed -i "s/'-std=c++17'/'-std=c++20'/g" "$src/setup.py"
     grep -q -- "-std=c++20" "$src/setup.py" || { echo "[build_mmcv] could not raise the C++ standard in setup.py" >&2; exit 1; }
-    jobs=${MAX_JOBS:-$(nproc)}
+    jobs=${MAX_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}  # nproc obeys OMP_NUM_THREADS
     # what setup.py compiles: the CPU ops, plus the CUDA ones where torch sees a GPU
     total=$(ls "$src"/mmcv/ops/csrc/pytorch/*.cpp "$src"/mmcv/ops/csrc/pytorch/cpu/*.cpp | wc -l)
     if "$PYTHON" -c 'import sys, torch; sys.exit(not torch.cuda.is_available())' 2>/dev/null; then

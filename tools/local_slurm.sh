@@ -12,7 +12,7 @@
 # ${TMPDIR:-/tmp}/local-slurm): its own munge key and munged socket, slurm.conf, state, spool,
 # logs and pid files; nothing under /etc or /run is written. Environment:
 #   LOCAL_SLURM_DIR   where the cluster lives (start/stop/status look there)
-#   LOCAL_SLURM_CPUS  CPUs of the node (default: nproc)
+#   LOCAL_SLURM_CPUS  CPUs of the node (default: the processors this process may use)
 #   LOCAL_SLURM_MEM   memory of the node in MB (default: 80% of MemTotal)
 #   LOCAL_SLURM_PORT  slurmctld port (default 6817; slurmd uses the next one)
 # `start` is idempotent: with the cluster up, it prints the export line again.
@@ -65,7 +65,9 @@ start() {
 
     local host cpus mem
     host=$(hostname -s)
-    cpus=${LOCAL_SLURM_CPUS:-$(nproc)}
+    # nproc counts OMP_NUM_THREADS as the processors (a test worker's 1 made a 1-CPU node, and a
+    # 2-task job waited forever): the machine's processors, as this process may use them
+    cpus=${LOCAL_SLURM_CPUS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
     mem=${LOCAL_SLURM_MEM:-$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.8}' /proc/meminfo)}
     cat > "$CONF" <<CONF
 # written by tools/local_slurm.sh: a one-node cluster for tests; everything under $DIR
