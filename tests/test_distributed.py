@@ -17,6 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / 'tools'
+
 #: Per task, a variant of a config of configs/ (``{model}``: a zoo name) in which nothing in a
 #: training step is random or depends on the number of images per process: no drop-path, no
 #: dropout, no random augmentation (fixed-size resize, centre crop), no mixup / cutmix, the

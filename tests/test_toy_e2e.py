@@ -200,15 +200,24 @@ class TestIDynamicT(_ToyRunsOfOneModel):
     model = 'idynamic_t'
 
 
+def assert_family_means(toy_run: Callable[[str, str], Path], task: str,
+                        floors: Dict[str, float]) -> None:
+    """Each metric of ``floors``, averaged over the four families' toy runs of ``task``, clears
+    its floor."""
+    metrics = [
+        json.loads((toy_run(task, m) / 'result.json').read_text())['metrics'] for m in FAMILIES
+    ]
+    for name, floor in floors.items():
+        mean = sum(m[name] for m in metrics) / len(metrics)
+        assert mean >= floor, (task, name, mean, floor, [m[name] for m in metrics])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_the_families_learn_on_average(toy_run, toy_data):
     """The four toy ImageNet runs above (made once) clear the mean floor together."""
     floor = MEAN_CHANCE_MULTIPLE * chance_of(data_of(toy_data, 'imagenet'))
-    records = [json.loads((toy_run('imagenet', m) / 'result.json').read_text()) for m in FAMILIES]
-    for name in METRICS['imagenet']:
-        mean = sum(r['metrics'][name] for r in records) / len(records)
-        assert mean >= floor, (name, mean, floor, [r['metrics'][name] for r in records])
+    assert_family_means(toy_run, 'imagenet', {name: floor for name in METRICS['imagenet']})
 
 
 @pytest.mark.slow
@@ -216,7 +225,4 @@ def test_the_families_learn_on_average(toy_run, toy_data):
 def test_the_families_detect_on_average(toy_run):
     """The four toy COCO runs above (made once) clear :data:`COCO_MEAN_FLOORS` together, D-DW
     Conv's included (it has no floor of its own)."""
-    records = [json.loads((toy_run('coco', m) / 'result.json').read_text()) for m in FAMILIES]
-    for name, floor in COCO_MEAN_FLOORS.items():
-        mean = sum(r['metrics'][name] for r in records) / len(records)
-        assert mean >= floor, (name, mean, floor, [r['metrics'][name] for r in records])
+    assert_family_means(toy_run, 'coco', COCO_MEAN_FLOORS)
